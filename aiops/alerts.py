@@ -1,0 +1,162 @@
+"""Anomalies become alerts: one firing alert per fingerprint, updated rather than repeated.
+
+The fingerprint of an anomaly alert is a hash of its series identity, so however many anomalous
+points a series produces while it misbehaves, an SRE sees one alert whose count and latest details
+move. An alert with no new anomaly for `resolve_after_s` resolves; a later anomaly opens a new one.
+Firing alerts are cached in memory (loaded from the store at start), and every change is written
+through the connection the caller's transaction holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+
+from aiops.store import repository
+from ingest.registry import SeriesKey
+
+__all__ = ["AlertManager", "AnomalyRecord", "AlertEvent", "fingerprint_of"]
+
+_SEVERITY_RANK = {"warning": 1, "critical": 2}
+
+
+def fingerprint_of(kind: str, key: SeriesKey) -> str:
+    name, labels = key
+    canonical = "\x1f".join([kind, name, *(f"{k}={v}" for k, v in labels)])
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalyRecord:
+    series_id: int
+    key: SeriesKey
+    ts: float
+    value: float
+    expected: float | None
+    lower: float | None
+    upper: float | None
+    score: float
+    severity: str
+    detector: str
+    explanation: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    event: str  # opened | updated | resolved
+    alert_id: int
+    fingerprint: str
+    severity: str
+    summary: str
+
+
+class AlertManager:
+    def __init__(self, resolve_after_s: float) -> None:
+        self.resolve_after_s = resolve_after_s
+        self._firing: dict[str, dict[str, Any]] = {}
+
+    def load(self, conn: Connection) -> None:
+        self._firing = {row["fingerprint"]: row for row in repository.firing_alerts(conn)}
+
+    @property
+    def firing_count(self) -> int:
+        return len(self._firing)
+
+    def observe(self, conn: Connection, records: Sequence[AnomalyRecord], now: float) -> tuple[list[int], list[AlertEvent]]:
+        """Open or update the alert of each record; returns each record's alert id, and the events."""
+        by_fp: dict[str, list[int]] = {}
+        for i, rec in enumerate(records):
+            by_fp.setdefault(fingerprint_of("anomaly", rec.key), []).append(i)
+        alert_ids = [0] * len(records)
+        events: list[AlertEvent] = []
+        for fp, indices in by_fp.items():
+            group = [records[i] for i in indices]
+            latest = max(group, key=lambda r: r.ts)
+            worst = max(_SEVERITY_RANK[r.severity] for r in group)
+            alert = self._firing.get(fp)
+            if alert is None:
+                alert = self._open(conn, fp, group, latest, worst, now)
+                events.append(AlertEvent("opened", alert["id"], fp, alert["severity"], alert["summary"]))
+            else:
+                self._update(conn, alert, group, latest, worst, now)
+                events.append(AlertEvent("updated", alert["id"], fp, alert["severity"], alert["summary"]))
+            for i in indices:
+                alert_ids[i] = alert["id"]
+        return alert_ids, events
+
+    def resolve_quiet(self, conn: Connection, now: float) -> list[AlertEvent]:
+        """Resolve alerts that saw no anomaly for `resolve_after_s`."""
+        events = []
+        for fp, alert in list(self._firing.items()):
+            if now - alert["updated_at"] >= self.resolve_after_s:
+                repository.update_alert(conn, alert["id"], {"state": "resolved", "resolved_at": now, "updated_at": now})
+                del self._firing[fp]
+                events.append(AlertEvent("resolved", alert["id"], fp, alert["severity"], alert["summary"]))
+        return events
+
+    def _open(self, conn, fp, group, latest, worst, now) -> dict[str, Any]:
+        name, labels = latest.key
+        row = {
+            "fingerprint": fp,
+            "kind": "anomaly",
+            "series_id": latest.series_id,
+            "state": "firing",
+            "severity": _severity_name(worst),
+            "summary": _summary(latest),
+            "labels": {"__name__": name, **dict(labels)},
+            "first_seen": min(r.ts for r in group),
+            "last_seen": latest.ts,
+            "updated_at": now,
+            "resolved_at": None,
+            "count": len(group),
+            "details": _details(latest),
+        }
+        row["id"] = repository.insert_alert(conn, row)
+        self._firing[fp] = row
+        return row
+
+    def _update(self, conn, alert, group, latest, worst, now) -> None:
+        changes = {
+            "severity": _severity_name(max(worst, _SEVERITY_RANK[alert["severity"]])),
+            "summary": _summary(latest),
+            "last_seen": max(alert["last_seen"], latest.ts),
+            "updated_at": now,
+            "count": alert["count"] + len(group),
+            "details": _details(latest),
+        }
+        repository.update_alert(conn, alert["id"], changes)
+        alert.update(changes)
+
+
+def _severity_name(rank: int) -> str:
+    return "critical" if rank >= 2 else "warning"
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.4g}"
+
+
+def _summary(rec: AnomalyRecord) -> str:
+    name, labels = rec.key
+    where = ",".join(f'{k}="{v}"' for k, v in labels)
+    return (
+        f"{name}{{{where}}} = {_fmt(rec.value)}, outside the expected band "
+        f"{_fmt(rec.lower)}..{_fmt(rec.upper)} (expected {_fmt(rec.expected)}; score {rec.score:.6f}, {rec.detector})"
+    )[:1024]
+
+
+def _details(rec: AnomalyRecord) -> dict[str, Any]:
+    return {
+        "ts": rec.ts,
+        "value": rec.value,
+        "expected": rec.expected,
+        "lower": rec.lower,
+        "upper": rec.upper,
+        "score": rec.score,
+        "detector": rec.detector,
+        "explanation": rec.explanation,
+    }

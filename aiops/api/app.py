@@ -1,0 +1,71 @@
+"""The FastAPI application: routers, error shapes and the service's lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from aiops import __version__
+from aiops.api.routers import alerts, anomalies, health, ingest
+from aiops.service import Service
+
+__all__ = ["create_app"]
+
+Hook = Callable[[FastAPI], object]
+
+
+def create_app(service: Service, on_started: list[Hook] | None = None) -> FastAPI:
+    """An app serving `service`; the service starts and stops with the app's lifespan.
+
+    `on_started` hooks run once the service is ready (the demo feeder uses one); each may return an
+    awaitable-free cleanup callable, called at shutdown.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service.start()
+        cleanups = [hook(app) for hook in on_started or []]
+        try:
+            yield
+        finally:
+            for cleanup in reversed(cleanups):
+                if callable(cleanup):
+                    await _maybe_await(cleanup())
+            service.stop()
+
+    app = FastAPI(
+        title="aiops",
+        version=__version__,
+        summary="Anomaly detection, alerting and closed-loop remediation for SRE teams",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    for module in (health, ingest, anomalies, alerts):
+        app.include_router(module.router)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail, "field": None}, exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+        field = ".".join(str(p) for p in first["loc"])
+        return JSONResponse(
+            {"detail": f"{field}: {first['msg']}", "field": field, "errors": [
+                {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in errors
+            ]},
+            422,
+        )
+
+    return app
+
+
+async def _maybe_await(value: object) -> None:
+    if hasattr(value, "__await__"):
+        await value  # type: ignore[misc]

@@ -1,0 +1,111 @@
+"""Settings: one YAML file plus `AIOPS_*` environment overrides, validated strictly with pydantic.
+
+Every section is a model with `extra="forbid"`, so a misspelt key is an error rather than a silently
+ignored setting. Loading goes through `aiops.config_loader`, which turns validation errors into
+messages naming the file, the line and the field path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "AlertingSettings",
+    "BusSettings",
+    "DemoSettings",
+    "DetectionSettings",
+    "EwmaSettings",
+    "IngestSettings",
+    "LoggingSettings",
+    "ServerSettings",
+    "Settings",
+    "StoreSettings",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="larger request bodies get 413")
+    ingest_wait_s: float = Field(
+        2.0, ge=0, description="how long an ingest request waits for room on a full bus before 503"
+    )
+
+
+class LoggingSettings(_Section):
+    format: Literal["text", "json"] = "text"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class StoreSettings(_Section):
+    url: str | None = Field(None, description="SQLAlchemy URL; default: an SQLite file in data_dir")
+    echo: bool = False
+
+
+class BusSettings(_Section):
+    kind: Literal["inprocess"] = "inprocess"
+    queue_batches: int = Field(256, ge=1, description="batches a topic holds before publishers wait")
+
+
+class IngestSettings(_Section):
+    max_future_skew_s: float = Field(300.0, ge=0, description="points further in the future are rejected")
+    max_series: int = Field(1_000_000, ge=1, description="cardinality limit: new series beyond it are rejected")
+
+
+class EwmaSettings(_Section):
+    alpha: float = Field(0.05, gt=0, le=1)
+    warmup: int = Field(30, ge=1)
+    band_sigmas: float = Field(3.0, gt=0)
+
+
+class DetectionSettings(_Section):
+    ewma: EwmaSettings = EwmaSettings()
+
+
+class AlertingSettings(_Section):
+    warning_score: float = Field(0.9999, ge=0, le=1, description="a score at or above opens a warning alert")
+    critical_score: float = Field(0.999999, ge=0, le=1, description="a score at or above makes it critical")
+    resolve_after_s: float = Field(300.0, gt=0, description="an alert with no anomaly for this long resolves")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AlertingSettings:
+        if self.critical_score < self.warning_score:
+            raise ValueError(
+                f"critical_score ({self.critical_score}) must not be below warning_score ({self.warning_score})"
+            )
+        return self
+
+
+class DemoSettings(_Section):
+    services: int = Field(3, ge=1, le=50)
+    hosts_per_service: int = Field(4, ge=1, le=100)
+    interval_s: float = Field(5.0, gt=0, description="seconds between live samples of each metric")
+    backfill_hours: float = Field(6.0, ge=0, description="history sent at start so detectors are warm")
+    backfill_step_s: float = Field(60.0, gt=0)
+    first_incident_after_s: float = Field(20.0, ge=0)
+    incident_every_s: float = Field(120.0, gt=0)
+    incident_duration_s: float = Field(60.0, gt=0)
+    seed: int = 7
+
+
+class Settings(_Section):
+    data_dir: Path = Path("data")
+    server: ServerSettings = ServerSettings()
+    logging: LoggingSettings = LoggingSettings()
+    store: StoreSettings = StoreSettings()
+    bus: BusSettings = BusSettings()
+    ingest: IngestSettings = IngestSettings()
+    detection: DetectionSettings = DetectionSettings()
+    alerting: AlertingSettings = AlertingSettings()
+    demo: DemoSettings = DemoSettings()
+
+    @property
+    def store_url(self) -> str:
+        return self.store.url or f"sqlite:///{(self.data_dir / 'aiops.db').as_posix()}"

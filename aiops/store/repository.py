@@ -1,0 +1,185 @@
+"""Reads and writes of the store, each a function over an open connection (one transaction)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, and_, exists, insert, select, update
+
+from aiops.store.schema import alerts, anomalies, audit_log, series, series_labels
+from ingest.registry import SeriesKey
+
+__all__ = [
+    "CursorError",
+    "ListQuery",
+    "Page",
+    "append_audit",
+    "decode_cursor",
+    "encode_cursor",
+    "firing_alerts",
+    "insert_alert",
+    "insert_anomalies",
+    "insert_series",
+    "list_alerts",
+    "list_anomalies",
+    "list_audit",
+    "load_series",
+    "update_alert",
+]
+
+
+class CursorError(ValueError):
+    """A pagination cursor that this API did not hand out."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """Filters shared by the list endpoints; `labels` must all match (on the series)."""
+
+    start: float | None = None
+    end: float | None = None
+    name: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    severity: str | None = None
+    state: str | None = None
+    cursor: int | None = None  # only rows with a smaller id (newest first)
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, value = raw.partition(":")
+        if kind != "id":
+            raise ValueError(raw)
+        return int(value)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CursorError(f"invalid cursor {cursor!r}: pass the next_cursor of a previous page") from exc
+
+
+# -- series -------------------------------------------------------------------------------------
+
+
+def load_series(conn: Connection) -> list[tuple[int, SeriesKey]]:
+    rows = conn.execute(select(series.c.id, series.c.name, series.c.labels).order_by(series.c.id))
+    return [(r.id, (r.name, tuple(sorted(r.labels.items())))) for r in rows]
+
+
+def insert_series(conn: Connection, rows: Sequence[tuple[int, SeriesKey]], now: float) -> None:
+    if not rows:
+        return
+    conn.execute(
+        insert(series),
+        [{"id": sid, "name": name, "labels": dict(labels), "created_at": now} for sid, (name, labels) in rows],
+    )
+    label_rows = [{"series_id": sid, "key": k, "value": v} for sid, (_, labels) in rows for k, v in labels]
+    if label_rows:
+        conn.execute(insert(series_labels), label_rows)
+
+
+def _series_filter(series_col, name: str | None, labels: Mapping[str, str]) -> list:
+    conditions = []
+    if name is not None:
+        conditions.append(series_col.in_(select(series.c.id).where(series.c.name == name)))
+    for key, value in labels.items():
+        conditions.append(
+            exists().where(
+                and_(series_labels.c.series_id == series_col, series_labels.c.key == key, series_labels.c.value == value)
+            )
+        )
+    return conditions
+
+
+# -- anomalies ----------------------------------------------------------------------------------
+
+
+def insert_anomalies(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    if rows:
+        conn.execute(insert(anomalies), list(rows))
+
+
+def list_anomalies(conn: Connection, q: ListQuery) -> Page:
+    t = anomalies
+    conditions = _series_filter(t.c.series_id, q.name, q.labels)
+    if q.start is not None:
+        conditions.append(t.c.ts >= q.start)
+    if q.end is not None:
+        conditions.append(t.c.ts <= q.end)
+    if q.severity is not None:
+        conditions.append(t.c.severity == q.severity)
+    stmt = (
+        select(t, series.c.name, series.c.labels)
+        .join(series, series.c.id == t.c.series_id)
+        .where(*conditions)
+    )
+    return _page(conn, stmt, t.c.id, q)
+
+
+# -- alerts -------------------------------------------------------------------------------------
+
+
+def insert_alert(conn: Connection, row: Mapping[str, Any]) -> int:
+    return int(conn.execute(insert(alerts).returning(alerts.c.id), [dict(row)]).scalar_one())
+
+
+def update_alert(conn: Connection, alert_id: int, values: Mapping[str, Any]) -> None:
+    conn.execute(update(alerts).where(alerts.c.id == alert_id).values(**values))
+
+
+def firing_alerts(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(select(alerts).where(alerts.c.state == "firing").order_by(alerts.c.id))
+    return [dict(r._mapping) for r in rows]
+
+
+def list_alerts(conn: Connection, q: ListQuery) -> Page:
+    t = alerts
+    conditions = _series_filter(t.c.series_id, q.name, q.labels)
+    if q.start is not None:  # alerts active at some time in [start, end]
+        conditions.append(t.c.last_seen >= q.start)
+    if q.end is not None:
+        conditions.append(t.c.first_seen <= q.end)
+    if q.severity is not None:
+        conditions.append(t.c.severity == q.severity)
+    if q.state is not None:
+        conditions.append(t.c.state == q.state)
+    return _page(conn, select(t).where(*conditions), t.c.id, q)
+
+
+# -- audit --------------------------------------------------------------------------------------
+
+
+def append_audit(conn: Connection, entries: Iterable[Mapping[str, Any]]) -> None:
+    rows = list(entries)
+    if rows:
+        conn.execute(insert(audit_log), rows)
+
+
+def list_audit(conn: Connection, q: ListQuery) -> Page:
+    conditions = []
+    if q.start is not None:
+        conditions.append(audit_log.c.ts >= q.start)
+    if q.end is not None:
+        conditions.append(audit_log.c.ts <= q.end)
+    return _page(conn, select(audit_log).where(*conditions), audit_log.c.id, q)
+
+
+def _page(conn: Connection, stmt, id_col, q: ListQuery) -> Page:
+    if q.cursor is not None:
+        stmt = stmt.where(id_col < q.cursor)
+    rows = [dict(r._mapping) for r in conn.execute(stmt.order_by(id_col.desc()).limit(q.limit + 1))]
+    more = len(rows) > q.limit
+    rows = rows[: q.limit]
+    return Page(rows, encode_cursor(rows[-1]["id"]) if more else None)

@@ -1,0 +1,110 @@
+"""Tables of the store, as SQLAlchemy Core metadata; Alembic migrations create them.
+
+Times are unix seconds (float) everywhere, as in the pipeline. Labels are kept twice on purpose:
+as JSON on the series for reading, and as rows of `series_labels` for indexed filtering that works
+the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    text,
+)
+
+__all__ = ["metadata", "series", "series_labels", "anomalies", "alerts", "audit_log"]
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets 64-bit ids.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+series = Table(
+    "series",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),  # dense id from the registry
+    Column("name", String(256), nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+series_labels = Table(
+    "series_labels",
+    metadata,
+    Column("series_id", Integer, ForeignKey("series.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("value", String(1024), nullable=False),
+    Index("ix_series_labels_key_value", "key", "value"),
+)
+
+anomalies = Table(
+    "anomalies",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("series_id", Integer, ForeignKey("series.id"), nullable=False, index=True),
+    Column("ts", Float, nullable=False, index=True),
+    Column("value", Float, nullable=False),
+    Column("expected", Float),
+    Column("lower", Float),
+    Column("upper", Float),
+    Column("score", Float, nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("detector", String(64), nullable=False),
+    Column("explanation", JSON, nullable=False),
+    Column("alert_id", BigInteger, index=True),
+    Column("created_at", Float, nullable=False),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("fingerprint", String(64), nullable=False, index=True),
+    Column("kind", String(32), nullable=False),  # anomaly | predictive | external
+    Column("series_id", Integer, ForeignKey("series.id"), index=True),
+    Column("state", String(16), nullable=False),  # firing | resolved
+    Column("severity", String(16), nullable=False),
+    Column("summary", String(1024), nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("first_seen", Float, nullable=False),  # data time of the first anomaly
+    Column("last_seen", Float, nullable=False),  # data time of the latest anomaly
+    Column("updated_at", Float, nullable=False),  # wall-clock time of the latest change
+    Column("resolved_at", Float),
+    Column("count", Integer, nullable=False),
+    Column("details", JSON, nullable=False),  # the latest anomaly's value, band, score, detector
+    # one firing alert per fingerprint: the database enforces the deduplication
+    Index(
+        "uq_alerts_fingerprint_firing",
+        "fingerprint",
+        unique=True,
+        sqlite_where=text("state = 'firing'"),
+        postgresql_where=text("state = 'firing'"),
+    ),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("ts", Float, nullable=False, index=True),
+    Column("actor", String(128), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("subject", String(256), nullable=False),
+    Column("detail", JSON, nullable=False),
+)

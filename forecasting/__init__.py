@@ -1,0 +1,1 @@
+"""Forecasters for capacity planning and predictive alerts. Pure computation (arrives with the forecasting issue)."""

@@ -1,0 +1,1 @@
+"""Runbooks and the closed-loop remediation executor (arrives with the remediation issue)."""
