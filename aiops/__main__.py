@@ -1,0 +1,4 @@
+from aiops.cli import main
+import sys
+
+sys.exit(main())

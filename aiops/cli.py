@@ -1,0 +1,115 @@
+"""The `aiops` command: serve, demo, config validate, version."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from aiops import __version__
+from aiops.config_loader import ConfigError, load_settings
+from aiops.settings import Settings
+
+__all__ = ["main"]
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    path = args.config or os.environ.get("AIOPS_CONFIG")
+    settings = load_settings(path)
+    server = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    logging_ = {k: v for k, v in (("format", args.log_format), ("level", args.log_level)) if v is not None}
+    return settings.model_copy(
+        update={
+            "server": settings.server.model_copy(update=server),
+            "logging": settings.logging.model_copy(update=logging_),
+        }
+    )
+
+
+def _serve(args: argparse.Namespace, demo: bool) -> int:
+    import uvicorn
+
+    from aiops.api import create_app
+    from aiops.logs import configure_logging
+    from aiops.service import Service
+
+    settings = _settings(args)
+    configure_logging(settings.logging.format, settings.logging.level)
+    service = Service(settings)
+    hooks = []
+    if demo:
+        from aiops.demo.feeder import start_demo_feeder
+
+        hooks.append(lambda app: start_demo_feeder(settings))
+    app = create_app(service, on_started=hooks)
+    uvicorn.run(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    try:
+        load_settings(args.file, environ={})
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return 1
+    print(f"{args.file}: valid")
+    return 0
+
+
+def _add_server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="YAML settings file (default: $AIOPS_CONFIG, else built-in defaults)")
+    parser.add_argument("--host", help="address to listen on (overrides server.host)")
+    parser.add_argument("--port", type=int, help="port to listen on (overrides server.port)")
+    parser.add_argument("--log-format", choices=["text", "json"], help="log as text or as one JSON object per line")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aiops", description="AIOps service: detect, alert, heal.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the service (API, ingest, detection, alerting)",
+                           description="Run the service: HTTP API and ingest, the detection pipeline and alerting.")
+    _add_server_options(serve)
+    serve.set_defaults(run=lambda a: _serve(a, demo=False))
+
+    demo = sub.add_parser("demo", help="run the service fed by the built-in simulated fleet",
+                          description="Run the service with the built-in demo environment: a simulated fleet that "
+                          "feeds the ingest API and injects incidents on a schedule, so alerts appear within a minute.")
+    _add_server_options(demo)
+    demo.set_defaults(run=lambda a: _serve(a, demo=True))
+
+    config = sub.add_parser("config", help="work with settings files", description="Work with settings files.")
+    config_sub = config.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    validate = config_sub.add_parser("validate", help="check a settings file; exit 1 and list every error if invalid",
+                                     description="Check a settings file. Prints every error with file, line and "
+                                     "field, and exits 1; exits 0 when the file is valid.")
+    validate.add_argument("file", type=Path)
+    validate.set_defaults(run=_validate)
+
+    version = sub.add_parser("version", help="print the version", description="Print the version of aiops.")
+    version.set_defaults(run=lambda a: print(f"aiops {__version__}") or 0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(f"config error: {issue}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

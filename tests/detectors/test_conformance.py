@@ -1,0 +1,89 @@
+"""One conformance suite for every detector: causality, batch ≡ stream, state round-trip, finite scores.
+
+Add a detector factory to DETECTORS and it is held to all of these at once.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from detectors import EwmaZScore, MetricBatch
+
+DETECTORS = {
+    "ewma_zscore": lambda: EwmaZScore(alpha=0.1, warmup=5),
+}
+
+finite = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False, allow_infinity=False)
+streams = st.lists(st.tuples(st.integers(0, 4), finite), min_size=1, max_size=120)
+
+
+def _batch(points) -> MetricBatch:
+    sid = [p[0] for p in points]
+    return MetricBatch.from_arrays(sid, np.arange(len(points), dtype=float), [p[1] for p in points])
+
+
+def _split(batch: MetricBatch, cuts: list[int]) -> list[MetricBatch]:
+    edges = [0, *sorted(set(c for c in cuts if 0 < c < len(batch))), len(batch)]
+    return [batch.take(np.arange(a, b)) for a, b in zip(edges, edges[1:])]
+
+
+def _run(detector, batches):
+    outs = [detector.update(b) for b in batches]
+    return {f: np.concatenate([getattr(o, f) for o in outs]) for f in ("score", "expected", "lower", "upper", "ready")}
+
+
+def _same(a: dict, b: dict) -> None:
+    for field in a:
+        np.testing.assert_array_equal(a[field], b[field], err_msg=field)
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+@settings(max_examples=60, deadline=None)
+@given(points=streams, cuts=st.lists(st.integers(0, 120), max_size=6))
+def test_scores_are_finite_and_in_unit_interval_and_batching_does_not_matter(name, points, cuts):
+    batch = _batch(points)
+    whole = _run(DETECTORS[name](), [batch])
+    assert np.all(np.isfinite(whole["score"]))
+    assert np.all((whole["score"] >= 0) & (whole["score"] <= 1))
+    _same(whole, _run(DETECTORS[name](), _split(batch, cuts)))
+    one_by_one = _run(DETECTORS[name](), _split(batch, list(range(len(batch)))))
+    _same(whole, one_by_one)
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+@settings(max_examples=60, deadline=None)
+@given(points=streams, extra=streams)
+def test_causality_appending_points_never_changes_earlier_scores(name, points, extra):
+    short = _run(DETECTORS[name](), [_batch(points)])
+    longer = _run(DETECTORS[name](), [_batch(points + extra)])
+    n = len(points)
+    _same(short, {f: v[:n] for f, v in longer.items()})
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+@settings(max_examples=40, deadline=None)
+@given(points=streams, cut=st.integers(0, 120))
+def test_state_round_trip_gives_identical_scores(name, points, cut):
+    batch = _batch(points)
+    first, second = _split(batch, [cut]) if 0 < cut < len(batch) else (batch, MetricBatch.empty())
+    original = DETECTORS[name]()
+    original.update(first)
+    restored = DETECTORS[name]()
+    restored.load_state_dict(original.state_dict())
+    for key, value in original.state_dict().items():
+        assert np.array_equal(np.asarray(value), np.asarray(restored.state_dict()[key])), key
+    _same(_run(original, [second]), _run(restored, [second]))
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_series_appearing_mid_stream_and_nan_and_constant_series(name):
+    det = DETECTORS[name]()
+    det.update(MetricBatch.from_arrays([0] * 50, np.arange(50.0), np.full(50, 5.0)))  # constant
+    out = det.update(MetricBatch.from_arrays([0, 7, 0], [50.0, 50.0, 51.0], [5.0, 3.0, np.nan]))
+    assert np.all(np.isfinite(out.score)) and np.all((out.score >= 0) & (out.score <= 1))
+    assert out.ready.tolist() == [True, False, False]  # new series 7 warms up; NaN decides nothing
+    again = det.update(MetricBatch.from_arrays([0], [52.0], [5.0]))
+    assert again.score[0] < 0.5  # the NaN left the learned state alone
