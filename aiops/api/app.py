@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from aiops import __version__
 from aiops.api.routers import alerts, anomalies, health, ingest
+from aiops.api.routers.ingest import IngestFastPath
 from aiops.service import Service
 
 __all__ = ["create_app"]
@@ -46,6 +47,7 @@ def create_app(service: Service, on_started: list[Hook] | None = None) -> FastAP
     app.state.service = service
     for module in (health, ingest, anomalies, alerts):
         app.include_router(module.router)
+    app.add_middleware(IngestFastPath, service=service)
 
     @app.exception_handler(HTTPException)
     async def _http_error(_request: Request, exc: HTTPException) -> JSONResponse:
