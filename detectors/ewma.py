@@ -3,23 +3,55 @@
 Use it for series that hover around a slowly moving level (latency, error ratio, queue depth) when
 seasonality is weak. Each series keeps an exponentially weighted mean and variance; a point is
 scored by how many standard deviations it lies from the mean *before* the point is absorbed, so the
-score of a point never depends on later points.
+score of a point never depends on later points. Score = erf(|z|/√2), one minus the two-sided Gaussian
+tail probability: 0.9999 means "a deviation this large happens once in 10,000 normal points".
 """
 
 from __future__ import annotations
 
-from typing import Any
+import math
 
+import numba
 import numpy as np
 
-from detectors._stats import gaussian_confidence
-from detectors._steps import grow, time_steps
+from detectors._numeric import DIRECTIONS, directional, gaussian_confidence
+from detectors._state import RowStateDetector
 from detectors.types import MetricBatch, Scores
 
 __all__ = ["EwmaZScore"]
 
+_MEAN, _VAR, _COUNT = 0, 1, 2
 
-class EwmaZScore:
+
+@numba.njit(cache=True, nogil=True)
+def _ewma_kernel(sid, x, state, alpha, warmup, band, min_std, rel_min_std, direction, score, expected, lower, upper, ready):
+    for i in range(sid.shape[0]):
+        row = state[sid[i]]
+        v = x[i]
+        count = row[_COUNT]
+        if not math.isfinite(v):
+            continue  # NaN or inf: decide nothing, learn nothing
+        if count > 0.0:
+            mean = row[_MEAN]
+            std = math.sqrt(row[_VAR])
+            floor = max(min_std, rel_min_std * abs(mean))
+            if std < floor:
+                std = floor
+            delta = v - mean
+            score[i] = gaussian_confidence(directional(delta, direction) / std)
+            expected[i] = mean
+            lower[i] = mean - band * std
+            upper[i] = mean + band * std
+            ready[i] = count >= warmup
+            row[_MEAN] = mean + alpha * delta
+            row[_VAR] = (1.0 - alpha) * (row[_VAR] + alpha * delta * delta)
+        else:
+            row[_MEAN] = v
+            row[_VAR] = 0.0
+        row[_COUNT] = count + 1.0
+
+
+class EwmaZScore(RowStateDetector):
     """Exponentially weighted z-score over many series.
 
     alpha: weight of the newest point in the mean and variance (0.05 ≈ a 14-point half-life).
@@ -27,10 +59,11 @@ class EwmaZScore:
     band_sigmas: half-width of the expected band reported with each score, in standard deviations.
     min_std / rel_min_std: floor of the standard deviation, absolute and relative to |mean|, so a
     constant series does not turn its first wobble into an infinite z-score.
+    direction: "both", "up" (only spikes score) or "down" (only dips score).
     """
 
     name = "ewma_zscore"
-    _STATE_VERSION = 1
+    width = 3
 
     def __init__(
         self,
@@ -39,93 +72,25 @@ class EwmaZScore:
         band_sigmas: float = 3.0,
         min_std: float = 1e-9,
         rel_min_std: float = 1e-3,
+        direction: str = "both",
     ) -> None:
         if not 0.0 < alpha <= 1.0:
             raise ValueError(f"alpha must be in (0, 1], got {alpha}")
         if warmup < 1:
             raise ValueError(f"warmup must be at least 1, got {warmup}")
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {sorted(DIRECTIONS)}, got {direction!r}")
+        super().__init__()
         self.alpha = alpha
         self.warmup = warmup
         self.band_sigmas = band_sigmas
         self.min_std = min_std
         self.rel_min_std = rel_min_std
-        self._n_series = 0
-        self._mean = np.zeros(0)
-        self._var = np.zeros(0)
-        self._count = np.zeros(0, dtype=np.int64)
-        self._scratch = np.zeros(0, dtype=np.int64)
+        self.direction = direction
 
-    @property
-    def n_series(self) -> int:
-        return self._n_series
-
-    def update(self, batch: MetricBatch) -> Scores:
-        n = len(batch)
-        out = Scores(
-            score=np.zeros(n),
-            expected=np.full(n, np.nan),
-            lower=np.full(n, np.nan),
-            upper=np.full(n, np.nan),
-            ready=np.zeros(n, dtype=bool),
+    def _run(self, batch: MetricBatch, state: np.ndarray, out: Scores) -> None:
+        _ewma_kernel(
+            batch.series_id, batch.value, state, self.alpha, float(self.warmup), self.band_sigmas,
+            self.min_std, self.rel_min_std, DIRECTIONS[self.direction],
+            out.score, out.expected, out.lower, out.upper, out.ready,
         )
-        if n == 0:
-            return out
-        self._ensure(int(batch.series_id.max()) + 1)
-        steps = time_steps(batch.series_id, self._scratch)
-        if steps is None:
-            self._step(batch.series_id, batch.value, slice(None), out)
-        else:
-            for index in steps:
-                self._step(batch.series_id[index], batch.value[index], index, out)
-        return out
-
-    def _step(self, sid: np.ndarray, x: np.ndarray, where, out: Scores) -> None:
-        mean = self._mean[sid]
-        var = self._var[sid]
-        count = self._count[sid]
-        seen = count > 0
-        valid = np.isfinite(x)
-        std = np.sqrt(var)
-        np.maximum(std, np.maximum(self.min_std, self.rel_min_std * np.abs(mean)), out=std)
-        z = np.where(seen & valid, (x - mean) / std, 0.0)
-        width = self.band_sigmas * std
-        out.score[where] = gaussian_confidence(z)
-        out.expected[where] = np.where(seen, mean, np.nan)
-        out.lower[where] = np.where(seen, mean - width, np.nan)
-        out.upper[where] = np.where(seen, mean + width, np.nan)
-        out.ready[where] = valid & (count >= self.warmup)
-
-        a = self.alpha
-        delta = np.where(valid, x - mean, 0.0)
-        new_mean = np.where(seen, mean + a * delta, np.where(valid, x, 0.0))
-        new_var = np.where(seen, (1.0 - a) * (var + a * delta * delta), 0.0)
-        self._mean[sid] = new_mean
-        self._var[sid] = new_var
-        self._count[sid] = count + valid
-
-    def _ensure(self, size: int) -> None:
-        if size > self._n_series:
-            self._mean = grow(self._mean, size, 0.0)
-            self._var = grow(self._var, size, 0.0)
-            self._count = grow(self._count, size, 0)
-            self._scratch = grow(self._scratch, size, 0)
-            self._n_series = size
-
-    def state_dict(self) -> dict[str, Any]:
-        n = self._n_series
-        return {
-            "version": self._STATE_VERSION,
-            "mean": self._mean[:n].copy(),
-            "var": self._var[:n].copy(),
-            "count": self._count[:n].copy(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("version") != self._STATE_VERSION:
-            raise ValueError(f"unsupported {self.name} state version {state.get('version')!r}")
-        n = len(state["mean"])
-        self._mean = np.array(state["mean"], dtype=np.float64)
-        self._var = np.array(state["var"], dtype=np.float64)
-        self._count = np.array(state["count"], dtype=np.int64)
-        self._scratch = np.zeros(n, dtype=np.int64)
-        self._n_series = n

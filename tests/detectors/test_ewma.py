@@ -58,6 +58,6 @@ def test_spike_scores_high_and_band_contains_normal_values():
 def test_state_grows_by_appending_and_checkpoint_holds_only_used_series():
     det = EwmaZScore()
     det.update(MetricBatch.from_arrays([3], [0.0], [1.0]))
-    assert det.n_series == 4 and len(det.state_dict()["mean"]) == 4
+    assert det.n_series == 4 and len(det.state_dict()["state"]) == 4
     det.update(MetricBatch.from_arrays([10], [0.0], [1.0]))
     assert det.n_series == 11
