@@ -43,8 +43,9 @@ def _ewma_kernel(sid, x, state, alpha, warmup, band, min_std, rel_min_std, direc
             lower[i] = mean - band * std
             upper[i] = mean + band * std
             ready[i] = count >= warmup
-            row[_MEAN] = mean + alpha * delta
-            row[_VAR] = (1.0 - alpha) * (row[_VAR] + alpha * delta * delta)
+            a = max(alpha, 1.0 / (count + 1.0))  # running mean/variance until 1/alpha points are seen
+            row[_MEAN] = mean + a * delta
+            row[_VAR] = (1.0 - a) * (row[_VAR] + a * delta * delta)
         else:
             row[_MEAN] = v
             row[_VAR] = 0.0

@@ -11,9 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detectors import EwmaZScore, MetricBatch
+from detectors.changepoint import LevelShift
+from detectors.robust import RobustMad
 
 DETECTORS = {
     "ewma_zscore": lambda: EwmaZScore(alpha=0.1, warmup=5),
+    "robust_mad": lambda: RobustMad(window=8, warmup=5),
+    "level_shift": lambda: LevelShift(warmup=5),
 }
 
 finite = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False, allow_infinity=False)

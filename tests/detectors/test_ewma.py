@@ -19,7 +19,8 @@ def _reference(series_ids, values, alpha, warmup, floor_abs=1e-9, floor_rel=1e-3
             std = max(math.sqrt(var), floor_abs, floor_rel * abs(mean))
             scores.append(math.erf(abs(x - mean) / std / math.sqrt(2)))
             delta = x - mean
-            mean, var = mean + alpha * delta, (1 - alpha) * (var + alpha * delta * delta)
+            a = max(alpha, 1 / (count + 1))
+            mean, var = mean + a * delta, (1 - a) * (var + a * delta * delta)
         else:
             scores.append(0.0)
             mean, var = x, 0.0
