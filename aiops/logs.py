@@ -41,3 +41,4 @@ def configure_logging(fmt: str = "text", level: str = "info") -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").setLevel("WARNING")
+    logging.getLogger("httpx").setLevel("WARNING")  # the demo feeder would log every request

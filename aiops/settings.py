@@ -60,7 +60,7 @@ class IngestSettings(_Section):
 
 
 class EwmaSettings(_Section):
-    alpha: float = Field(0.05, gt=0, le=1)
+    alpha: float = Field(0.02, gt=0, le=1)
     warmup: int = Field(30, ge=1)
     band_sigmas: float = Field(3.0, gt=0)
 
@@ -70,8 +70,8 @@ class DetectionSettings(_Section):
 
 
 class AlertingSettings(_Section):
-    warning_score: float = Field(0.9999, ge=0, le=1, description="a score at or above opens a warning alert")
-    critical_score: float = Field(0.999999, ge=0, le=1, description="a score at or above makes it critical")
+    warning_score: float = Field(0.999999, ge=0, le=1, description="a score at or above opens a warning alert")
+    critical_score: float = Field(0.9999999, ge=0, le=1, description="a score at or above makes it critical")
     resolve_after_s: float = Field(300.0, gt=0, description="an alert with no anomaly for this long resolves")
 
     @model_validator(mode="after")

@@ -1,0 +1,134 @@
+"""Feeds the simulated fleet into the service through its own HTTP ingest, like any real client.
+
+At start it sends `backfill_hours` of history (so detectors are warm and alert within a minute),
+then a sample of every series every `interval_s`. It logs each injected incident as it begins, so
+the alert that follows can be told apart from noise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+import httpx
+
+from aiops.demo.simulator import FleetSimulator
+from aiops.settings import Settings
+
+__all__ = ["DemoFeeder", "start_demo_feeder"]
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 5000  # points per request during backfill
+
+
+class DemoFeeder:
+    def __init__(
+        self,
+        simulator: FleetSimulator,
+        base_url: str,
+        interval_s: float,
+        backfill_s: float,
+        backfill_step_s: float,
+        clock: Callable[[], float] = time.time,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.simulator = simulator
+        self.base_url = base_url
+        self.interval_s = interval_s
+        self.backfill_s = backfill_s
+        self.backfill_step_s = backfill_step_s
+        self.clock = clock
+        self.transport = transport
+        self.sent = 0
+
+    async def run(self) -> None:
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=10.0, transport=self.transport) as client:
+            await self._wait_until_listening(client)
+            start = self.clock()
+            await self._backfill(client, start)
+            announced: set[float] = set()
+            while True:
+                now = self.clock()
+                incident = self.simulator.incident_at(now)
+                if incident is not None and incident.start not in announced:
+                    announced.add(incident.start)
+                    log.info(
+                        "demo: injected incident: %s",
+                        incident.description,
+                        extra={"incident": incident.kind, "service": incident.service, "host": incident.host, "start": incident.start},
+                    )
+                await self._post(client, self.simulator.sample(now))
+                await asyncio.sleep(max(0.0, self.interval_s - (self.clock() - now)))
+
+    @staticmethod
+    async def _wait_until_listening(client: httpx.AsyncClient) -> None:
+        """The lifespan starts us before the server binds its socket: wait for it to answer."""
+        for _ in range(300):
+            try:
+                if (await client.get("/healthz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+
+    async def _backfill(self, client: httpx.AsyncClient, start: float) -> None:
+        steps = int(self.backfill_s // self.backfill_step_s)
+        pending: list[dict] = []
+        for k in range(steps, 0, -1):
+            pending.extend(self.simulator.sample(start - k * self.backfill_step_s))
+            if len(pending) >= _CHUNK:
+                await self._post(client, pending)
+                pending = []
+        if pending:
+            await self._post(client, pending)
+        log.info("demo: backfilled %.1f h of history (%d points)", self.backfill_s / 3600, self.sent)
+
+    async def _post(self, client: httpx.AsyncClient, points: list[dict]) -> None:
+        for attempt in range(5):
+            try:
+                response = await client.post("/api/v1/metrics", json={"points": points})
+            except httpx.HTTPError as exc:
+                log.warning("demo: ingest failed: %s", exc)
+            else:
+                if response.status_code == 202:
+                    self.sent += len(points)
+                    return
+                if response.status_code != 503:
+                    log.error("demo: ingest answered %s: %s", response.status_code, response.text[:300])
+                    return
+            await asyncio.sleep(0.2 * 2**attempt)
+
+
+def start_demo_feeder(settings: Settings) -> Callable[[], object]:
+    """Start feeding the service described by `settings`; returns the function that stops it."""
+    demo = settings.demo
+    host = "127.0.0.1" if settings.server.host in ("0.0.0.0", "::", "") else settings.server.host
+    simulator = FleetSimulator(
+        services=demo.services,
+        hosts_per_service=demo.hosts_per_service,
+        seed=demo.seed,
+        origin=time.time(),
+        first_incident_after_s=demo.first_incident_after_s,
+        incident_every_s=demo.incident_every_s,
+        incident_duration_s=demo.incident_duration_s,
+    )
+    feeder = DemoFeeder(
+        simulator,
+        base_url=f"http://{host}:{settings.server.port}",
+        interval_s=demo.interval_s,
+        backfill_s=demo.backfill_hours * 3600,
+        backfill_step_s=demo.backfill_step_s,
+    )
+    task = asyncio.get_running_loop().create_task(feeder.run(), name="aiops-demo-feeder")
+
+    async def stop() -> None:
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    return stop
