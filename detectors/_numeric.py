@@ -6,7 +6,7 @@ import math
 
 import numba
 
-__all__ = ["gaussian_confidence", "directional"]
+__all__ = ["DIRECTIONS", "directional", "floored", "gaussian_confidence", "write_band"]
 
 UP, DOWN, BOTH = 1, -1, 0
 DIRECTIONS = {"up": UP, "down": DOWN, "both": BOTH}
@@ -33,3 +33,17 @@ def directional(deviation: float, direction: int) -> float:
     if direction == DOWN:
         return deviation if deviation < 0.0 else 0.0
     return deviation
+
+
+@numba.njit(inline="always", cache=True)
+def floored(std: float, center: float, min_std: float, rel_min_std: float) -> float:
+    """`std`, but at least `min_std` and `rel_min_std`·|center|."""
+    floor = max(min_std, rel_min_std * abs(center))
+    return std if std > floor else floor
+
+
+@numba.njit(inline="always", cache=True)
+def write_band(i, center, std, band, expected, lower, upper) -> None:
+    expected[i] = center
+    lower[i] = center - band * std
+    upper[i] = center + band * std

@@ -4,18 +4,24 @@ State lives in a float64 array of shape (capacity, width): one row per series id
 kernel needs for a point sits in one or two cache lines. The compiled kernel walks the batch in
 arrival order, which makes repeated series in a batch exact without any splitting, and it is the only
 loop: over points in machine code, never over series in Python.
+
+Every kernel has the same signature: `(series_id, value, state, *own parameters, warmup, band_sigmas,
+min_std, rel_min_std, direction, score, expected, lower, upper, ready)`, and the outputs are filled
+in place for each point it can score.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from detectors._numeric import DIRECTIONS
 from detectors.types import MetricBatch, Scores
 
-__all__ = ["RowStateDetector", "empty_scores"]
+__all__ = ["RowStateDetector", "check_unit_interval", "empty_scores"]
 
 
 def empty_scores(n: int) -> Scores:
@@ -28,30 +34,65 @@ def empty_scores(n: int) -> Scores:
     )
 
 
-class RowStateDetector(ABC):
-    """Base for detectors with a (series × width) state array; subclasses supply `_run` and `_init_row`.
+def check_unit_interval(name: str, value: float) -> float:
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"{name} must be in (0, 1], got {value}")
+    return value
 
-    `_init_row` is the state of a series never seen (NaN marks "no value yet" where useful).
+
+class RowStateDetector(ABC):
+    """Base for detectors with a (series × width) state array and a compiled kernel.
+
+    warmup: points a series needs before its scores may raise anything.
+    band_sigmas: half-width of the expected band reported with each score, in standard deviations.
+    min_std / rel_min_std: floor of the standard deviation, absolute and relative to |expected|, so a
+    constant series does not turn its first wobble into an infinite score.
+    direction: "both", "up" (only spikes score) or "down" (only dips score).
     """
 
     name = "base"
     width = 0
     _STATE_VERSION = 1
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        warmup: int,
+        band_sigmas: float = 3.0,
+        min_std: float = 1e-9,
+        rel_min_std: float = 1e-3,
+        direction: str = "both",
+    ) -> None:
+        if warmup < 1:
+            raise ValueError(f"warmup must be at least 1, got {warmup}")
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {sorted(DIRECTIONS)}, got {direction!r}")
+        if band_sigmas <= 0 or min_std < 0 or rel_min_std < 0:
+            raise ValueError("band_sigmas must be positive, min_std and rel_min_std not negative")
+        self.warmup = warmup
+        self.band_sigmas = band_sigmas
+        self.min_std = min_std
+        self.rel_min_std = rel_min_std
+        self.direction = direction
         self._state = np.empty((0, self.width))
         self._n_series = 0
+
+    @property
+    @abstractmethod
+    def _kernel(self) -> Callable[..., None]:
+        """The compiled function that scores a batch and updates state rows in place."""
+
+    @abstractmethod
+    def _kernel_params(self) -> tuple:
+        """This detector's own parameters, in the kernel's order."""
 
     @property
     def n_series(self) -> int:
         return self._n_series
 
     def _init_row(self) -> np.ndarray:
+        """State of a series never seen."""
         return np.zeros(self.width)
-
-    @abstractmethod
-    def _run(self, batch: MetricBatch, state: np.ndarray, out: Scores) -> None:
-        """Score `batch` into `out`, updating `state` rows in place (the compiled kernel call)."""
 
     def update(self, batch: MetricBatch) -> Scores:
         n = len(batch)
@@ -59,7 +100,11 @@ class RowStateDetector(ABC):
         if n == 0:
             return out
         self._ensure(int(batch.series_id.max()) + 1)
-        self._run(batch, self._state, out)
+        self._kernel(
+            batch.series_id, batch.value, self._state, *self._kernel_params(),
+            float(self.warmup), self.band_sigmas, self.min_std, self.rel_min_std, DIRECTIONS[self.direction],
+            out.score, out.expected, out.lower, out.upper, out.ready,
+        )  # fmt: skip
         return out
 
     def _ensure(self, size: int) -> None:

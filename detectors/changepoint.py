@@ -12,11 +12,9 @@ from __future__ import annotations
 import math
 
 import numba
-import numpy as np
 
-from detectors._numeric import DIRECTIONS
-from detectors._state import RowStateDetector
-from detectors.types import MetricBatch, Scores
+from detectors._numeric import floored, write_band
+from detectors._state import RowStateDetector, check_unit_interval
 
 __all__ = ["LevelShift"]
 
@@ -38,10 +36,7 @@ def _cusum_kernel(sid, x, state, alpha, drift, threshold, warmup, band, min_std,
             row[_COUNT] = 1.0
             continue
         mean = row[_MEAN]
-        std = math.sqrt(row[_VAR])
-        floor = max(min_std, rel_min_std * abs(mean))
-        if std < floor:
-            std = floor
+        std = floored(math.sqrt(row[_VAR]), mean, min_std, rel_min_std)
         z = (v - mean) / std
         if z > 8.0:  # one wild point must not carry the sum alone
             z = 8.0
@@ -51,9 +46,7 @@ def _cusum_kernel(sid, x, state, alpha, drift, threshold, warmup, band, min_std,
         down = max(0.0, row[_DOWN] - z - drift)
         s = up if direction == 1 else down if direction == -1 else max(up, down)
         score[i] = 1.0 - math.exp(-s / threshold * _AT_THRESHOLD)
-        expected[i] = mean
-        lower[i] = mean - band * std
-        upper[i] = mean + band * std
+        write_band(i, mean, std, band, expected, lower, upper)
         ready[i] = count >= warmup
         row[_RECENT] = row[_RECENT] + 0.3 * (v - row[_RECENT])  # fast average: the new level
         if s >= threshold:
@@ -79,42 +72,20 @@ class LevelShift(RowStateDetector):
     alpha: weight of the newest point in the baseline (small: the baseline must lag a shift).
     drift: slack per point, in standard deviations; deviations smaller than this never accumulate.
     threshold: the sum that counts as a shift (scores 0.9999 there).
-    warmup, band_sigmas, min_std, rel_min_std, direction: as for `EwmaZScore`.
+    The other parameters are those of every row-state detector (see `RowStateDetector`).
     """
 
     name = "level_shift"
     width = 6
+    _kernel = staticmethod(_cusum_kernel)
 
-    def __init__(
-        self,
-        alpha: float = 0.01,
-        drift: float = 0.5,
-        threshold: float = 10.0,
-        warmup: int = 50,
-        band_sigmas: float = 3.0,
-        min_std: float = 1e-9,
-        rel_min_std: float = 1e-3,
-        direction: str = "both",
-    ) -> None:
-        if not 0.0 < alpha <= 1.0:
-            raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+    def __init__(self, alpha: float = 0.01, drift: float = 0.5, threshold: float = 10.0, warmup: int = 50, **common) -> None:
         if drift < 0 or threshold <= 0:
             raise ValueError(f"need drift >= 0 and threshold > 0, got drift={drift}, threshold={threshold}")
-        if direction not in DIRECTIONS:
-            raise ValueError(f"direction must be one of {sorted(DIRECTIONS)}, got {direction!r}")
-        super().__init__()
-        self.alpha = alpha
+        super().__init__(warmup=warmup, **common)
+        self.alpha = check_unit_interval("alpha", alpha)
         self.drift = drift
         self.threshold = threshold
-        self.warmup = warmup
-        self.band_sigmas = band_sigmas
-        self.min_std = min_std
-        self.rel_min_std = rel_min_std
-        self.direction = direction
 
-    def _run(self, batch: MetricBatch, state: np.ndarray, out: Scores) -> None:
-        _cusum_kernel(
-            batch.series_id, batch.value, state, self.alpha, self.drift, self.threshold, float(self.warmup),
-            self.band_sigmas, self.min_std, self.rel_min_std, DIRECTIONS[self.direction],
-            out.score, out.expected, out.lower, out.upper, out.ready,
-        )
+    def _kernel_params(self) -> tuple:
+        return (self.alpha, self.drift, self.threshold)

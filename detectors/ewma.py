@@ -12,11 +12,9 @@ from __future__ import annotations
 import math
 
 import numba
-import numpy as np
 
-from detectors._numeric import DIRECTIONS, directional, gaussian_confidence
-from detectors._state import RowStateDetector
-from detectors.types import MetricBatch, Scores
+from detectors._numeric import directional, floored, gaussian_confidence, write_band
+from detectors._state import RowStateDetector, check_unit_interval
 
 __all__ = ["EwmaZScore"]
 
@@ -33,15 +31,10 @@ def _ewma_kernel(sid, x, state, alpha, warmup, band, min_std, rel_min_std, direc
             continue  # NaN or inf: decide nothing, learn nothing
         if count > 0.0:
             mean = row[_MEAN]
-            std = math.sqrt(row[_VAR])
-            floor = max(min_std, rel_min_std * abs(mean))
-            if std < floor:
-                std = floor
+            std = floored(math.sqrt(row[_VAR]), mean, min_std, rel_min_std)
             delta = v - mean
             score[i] = gaussian_confidence(directional(delta, direction) / std)
-            expected[i] = mean
-            lower[i] = mean - band * std
-            upper[i] = mean + band * std
+            write_band(i, mean, std, band, expected, lower, upper)
             ready[i] = count >= warmup
             a = max(alpha, 1.0 / (count + 1.0))  # running mean/variance until 1/alpha points are seen
             row[_MEAN] = mean + a * delta
@@ -56,42 +49,16 @@ class EwmaZScore(RowStateDetector):
     """Exponentially weighted z-score over many series.
 
     alpha: weight of the newest point in the mean and variance (0.05 ≈ a 14-point half-life).
-    warmup: points a series needs before its scores may raise anything.
-    band_sigmas: half-width of the expected band reported with each score, in standard deviations.
-    min_std / rel_min_std: floor of the standard deviation, absolute and relative to |mean|, so a
-    constant series does not turn its first wobble into an infinite z-score.
-    direction: "both", "up" (only spikes score) or "down" (only dips score).
+    The other parameters are those of every row-state detector (see `RowStateDetector`).
     """
 
     name = "ewma_zscore"
     width = 3
+    _kernel = staticmethod(_ewma_kernel)
 
-    def __init__(
-        self,
-        alpha: float = 0.05,
-        warmup: int = 30,
-        band_sigmas: float = 3.0,
-        min_std: float = 1e-9,
-        rel_min_std: float = 1e-3,
-        direction: str = "both",
-    ) -> None:
-        if not 0.0 < alpha <= 1.0:
-            raise ValueError(f"alpha must be in (0, 1], got {alpha}")
-        if warmup < 1:
-            raise ValueError(f"warmup must be at least 1, got {warmup}")
-        if direction not in DIRECTIONS:
-            raise ValueError(f"direction must be one of {sorted(DIRECTIONS)}, got {direction!r}")
-        super().__init__()
-        self.alpha = alpha
-        self.warmup = warmup
-        self.band_sigmas = band_sigmas
-        self.min_std = min_std
-        self.rel_min_std = rel_min_std
-        self.direction = direction
+    def __init__(self, alpha: float = 0.05, warmup: int = 30, **common) -> None:
+        super().__init__(warmup=warmup, **common)
+        self.alpha = check_unit_interval("alpha", alpha)
 
-    def _run(self, batch: MetricBatch, state: np.ndarray, out: Scores) -> None:
-        _ewma_kernel(
-            batch.series_id, batch.value, state, self.alpha, float(self.warmup), self.band_sigmas,
-            self.min_std, self.rel_min_std, DIRECTIONS[self.direction],
-            out.score, out.expected, out.lower, out.upper, out.ready,
-        )
+    def _kernel_params(self) -> tuple:
+        return (self.alpha,)

@@ -14,9 +14,8 @@ import math
 import numba
 import numpy as np
 
-from detectors._numeric import DIRECTIONS, directional, gaussian_confidence
+from detectors._numeric import directional, floored, gaussian_confidence, write_band
 from detectors._state import RowStateDetector
-from detectors.types import MetricBatch, Scores
 
 __all__ = ["RobustMad"]
 
@@ -44,14 +43,9 @@ def _robust_kernel(sid, x, state, window, warmup, band, min_std, rel_min_std, di
             for k in range(filled):
                 part[k] = abs(part[k] - median)
             part.sort()
-            std = _MAD_TO_STD * _sorted_median(part, filled)
-            floor = max(min_std, rel_min_std * abs(median))
-            if std < floor:
-                std = floor
+            std = floored(_MAD_TO_STD * _sorted_median(part, filled), median, min_std, rel_min_std)
             score[i] = gaussian_confidence(directional(v - median, direction) / std)
-            expected[i] = median
-            lower[i] = median - band * std
-            upper[i] = median + band * std
+            write_band(i, median, std, band, expected, lower, upper)
             ready[i] = count >= warmup
         pos = int(row[_POS])
         row[_HEAD + pos] = v
@@ -69,37 +63,18 @@ class RobustMad(RowStateDetector):
     """Median/MAD z-score over the last `window` values of each series.
 
     window: trailing values kept per series (state is window + 2 floats per series).
-    warmup: points before scores may raise anything (at least a few windows' worth is wise).
-    band_sigmas, min_std, rel_min_std, direction: as for `EwmaZScore`.
+    The other parameters are those of every row-state detector (see `RowStateDetector`).
     """
 
     name = "robust_mad"
+    _kernel = staticmethod(_robust_kernel)
 
-    def __init__(
-        self,
-        window: int = 32,
-        warmup: int = 32,
-        band_sigmas: float = 3.0,
-        min_std: float = 1e-9,
-        rel_min_std: float = 1e-3,
-        direction: str = "both",
-    ) -> None:
+    def __init__(self, window: int = 32, warmup: int = 32, **common) -> None:
         if not 3 <= window <= 256:
             raise ValueError(f"window must be between 3 and 256, got {window}")
-        if direction not in DIRECTIONS:
-            raise ValueError(f"direction must be one of {sorted(DIRECTIONS)}, got {direction!r}")
         self.window = window
         self.width = _HEAD + window
-        super().__init__()
-        self.warmup = warmup
-        self.band_sigmas = band_sigmas
-        self.min_std = min_std
-        self.rel_min_std = rel_min_std
-        self.direction = direction
+        super().__init__(warmup=warmup, **common)
 
-    def _run(self, batch: MetricBatch, state: np.ndarray, out: Scores) -> None:
-        _robust_kernel(
-            batch.series_id, batch.value, state, self.window, float(self.warmup), self.band_sigmas,
-            self.min_std, self.rel_min_std, DIRECTIONS[self.direction],
-            out.score, out.expected, out.lower, out.upper, out.ready,
-        )
+    def _kernel_params(self) -> tuple:
+        return (self.window,)
