@@ -5,7 +5,7 @@ kernel needs for a point sits in one or two cache lines. The compiled kernel wal
 arrival order, which makes repeated series in a batch exact without any splitting, and it is the only
 loop: over points in machine code, never over series in Python.
 
-Every kernel has the same signature: `(series_id, value, state, *own parameters, warmup, band_sigmas,
+Every kernel has the same signature: `(series_id, ts, value, state, *own parameters, warmup, band_sigmas,
 min_std, rel_min_std, direction, score, expected, lower, upper, ready)`, and the outputs are filled
 in place for each point it can score.
 """
@@ -101,7 +101,7 @@ class RowStateDetector(ABC):
             return out
         self._ensure(int(batch.series_id.max()) + 1)
         self._kernel(
-            batch.series_id, batch.value, self._state, *self._kernel_params(),
+            batch.series_id, batch.ts, batch.value, self._state, *self._kernel_params(),
             float(self.warmup), self.band_sigmas, self.min_std, self.rel_min_std, DIRECTIONS[self.direction],
             out.score, out.expected, out.lower, out.upper, out.ready,
         )  # fmt: skip

@@ -23,7 +23,7 @@ _AT_THRESHOLD = math.log(1.0 / (1.0 - 0.9999))
 
 
 @numba.njit(cache=True, nogil=True)
-def _cusum_kernel(sid, x, state, alpha, drift, threshold, warmup, band, min_std, rel_min_std, direction, score, expected, lower, upper, ready):
+def _cusum_kernel(sid, ts, x, state, alpha, drift, threshold, warmup, band, min_std, rel_min_std, direction, score, expected, lower, upper, ready):
     for i in range(sid.shape[0]):
         row = state[sid[i]]
         v = x[i]

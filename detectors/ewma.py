@@ -22,7 +22,7 @@ _MEAN, _VAR, _COUNT = 0, 1, 2
 
 
 @numba.njit(cache=True, nogil=True)
-def _ewma_kernel(sid, x, state, alpha, warmup, band, min_std, rel_min_std, direction, score, expected, lower, upper, ready):
+def _ewma_kernel(sid, ts, x, state, alpha, warmup, band, min_std, rel_min_std, direction, score, expected, lower, upper, ready):
     for i in range(sid.shape[0]):
         row = state[sid[i]]
         v = x[i]

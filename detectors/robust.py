@@ -25,7 +25,7 @@ _MAD_TO_STD = 1.4826  # MAD of a Gaussian times this is its standard deviation
 
 
 @numba.njit(cache=True, nogil=True)
-def _robust_kernel(sid, x, state, window, warmup, band, min_std, rel_min_std, direction, score, expected, lower, upper, ready):
+def _robust_kernel(sid, ts, x, state, window, warmup, band, min_std, rel_min_std, direction, score, expected, lower, upper, ready):
     scratch = np.empty(window)
     for i in range(sid.shape[0]):
         row = state[sid[i]]

@@ -13,11 +13,13 @@ from hypothesis import strategies as st
 from detectors import EwmaZScore, MetricBatch
 from detectors.changepoint import LevelShift
 from detectors.robust import RobustMad
+from detectors.seasonal import SeasonalBaseline
 
 DETECTORS = {
     "ewma_zscore": lambda: EwmaZScore(alpha=0.1, warmup=5),
     "robust_mad": lambda: RobustMad(window=8, warmup=5),
     "level_shift": lambda: LevelShift(warmup=5),
+    "seasonal": lambda: SeasonalBaseline(day_bins=4, warmup=5, warmup_s=0),
 }
 
 finite = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False, allow_infinity=False)
