@@ -17,9 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from aiops.alerts import AlertEvent, AlertManager, AnomalyRecord
+from aiops.detection import Detection, DetectionRouter
 from aiops.store import StoreEngine, repository
 from aiops.telemetry import Telemetry
-from detectors import SEVERITIES, Detector, MetricBatch, SeverityThreshold
+from detectors import SEVERITIES, MetricBatch
 from ingest.bus import Bus
 from ingest.registry import SeriesRegistry
 
@@ -44,8 +45,7 @@ class Pipeline:
         *,
         bus: Bus,
         registry: SeriesRegistry,
-        detector: Detector,
-        threshold: SeverityThreshold,
+        detection: DetectionRouter,
         alerts: AlertManager,
         store: StoreEngine,
         telemetry: Telemetry,
@@ -55,8 +55,7 @@ class Pipeline:
     ) -> None:
         self.bus = bus
         self.registry = registry
-        self.detector = detector
-        self.threshold = threshold
+        self.detection = detection
         self.alerts = alerts
         self.store = store
         self.telemetry = telemetry
@@ -108,9 +107,7 @@ class Pipeline:
             return 0
         started = time.perf_counter()
         batch = MetricBatch.concat([item.batch for item in items])
-        scores = self.detector.update(batch)
-        severity = self.threshold.classify(scores)
-        records = self._records(batch, scores, severity)
+        records = self._records(batch, self.detection.update(batch))
         self._persist(records, now)
         self.telemetry.points_processed.inc(len(batch))
         done = self.clock()
@@ -119,10 +116,10 @@ class Pipeline:
         self.telemetry.batch_seconds.observe(time.perf_counter() - started)
         return len(batch)
 
-    def _records(self, batch: MetricBatch, scores, severity: np.ndarray) -> list[AnomalyRecord]:
-        hits = np.flatnonzero(severity > 0)
+    def _records(self, batch: MetricBatch, found: Detection) -> list[AnomalyRecord]:
+        scores = found.scores
         records = []
-        for i in hits:  # anomalies are rare: this loop runs over them, not over points
+        for i in sorted(found.explanations):  # anomalies are rare: this loop runs over them, not over points
             sid = int(batch.series_id[i])
             records.append(
                 AnomalyRecord(
@@ -134,9 +131,9 @@ class Pipeline:
                     lower=_opt(scores.lower[i]),
                     upper=_opt(scores.upper[i]),
                     score=float(scores.score[i]),
-                    severity=SEVERITIES[severity[i]],
-                    detector=self.detector.name,
-                    explanation={"detectors": {self.detector.name: float(scores.score[i])}},
+                    severity=SEVERITIES[found.severity[i]],
+                    detector=found.detector_names[i],
+                    explanation=found.explanations[i],
                 )
             )
         return records

@@ -7,11 +7,11 @@ import time
 from collections.abc import Callable
 
 from aiops.alerts import AlertManager
+from aiops.detection import DetectionRouter
 from aiops.pipeline import Pipeline
 from aiops.settings import Settings
 from aiops.store import StoreEngine, repository
 from aiops.telemetry import Telemetry
-from detectors import EwmaZScore, SeverityThreshold
 from ingest.bus import InProcessBus
 from ingest.points import PointDecoder
 from ingest.registry import SeriesRegistry
@@ -36,12 +36,11 @@ class Service:
         self.bus = InProcessBus(settings.bus.queue_batches)
         self.registry = SeriesRegistry(max_series=settings.ingest.max_series)
         self.decoder = PointDecoder(self.registry, max_future_skew_s=settings.ingest.max_future_skew_s)
-        ewma = settings.detection.ewma
+        self.detection = DetectionRouter(settings.detection, settings.alerting, self.registry)
         self.pipeline = Pipeline(
             bus=self.bus,
             registry=self.registry,
-            detector=EwmaZScore(alpha=ewma.alpha, warmup=ewma.warmup, band_sigmas=ewma.band_sigmas),
-            threshold=SeverityThreshold(settings.alerting.warning_score, settings.alerting.critical_score),
+            detection=self.detection,
             alerts=AlertManager(resolve_after_s=settings.alerting.resolve_after_s),
             store=self.store,
             telemetry=self.telemetry,

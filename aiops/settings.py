@@ -8,16 +8,20 @@ messages naming the file, the line and the field path.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from aiops.matchers import SelectorError, parse_selector
+from detectors.registry import DetectorNotFound, default_registry
 
 __all__ = [
     "AlertingSettings",
     "BusSettings",
     "DemoSettings",
+    "DetectionRule",
     "DetectionSettings",
-    "EwmaSettings",
+    "DetectorSpec",
     "IngestSettings",
     "LoggingSettings",
     "ServerSettings",
@@ -59,14 +63,63 @@ class IngestSettings(_Section):
     max_series: int = Field(1_000_000, ge=1, description="cardinality limit: new series beyond it are rejected")
 
 
-class EwmaSettings(_Section):
-    alpha: float = Field(0.02, gt=0, le=1)
-    warmup: int = Field(30, ge=1)
-    band_sigmas: float = Field(3.0, gt=0)
+_DETECTORS = default_registry()
+
+
+class DetectorSpec(_Section):
+    """A detector by name with its parameters, and optionally its own alert thresholds."""
+
+    detector: str = "ewma_zscore"
+    params: dict[str, Any] = Field(default_factory=dict)
+    warning_score: float | None = Field(None, ge=0, le=1, description="default: alerting.warning_score")
+    critical_score: float | None = Field(None, ge=0, le=1, description="default: alerting.critical_score")
+
+    @field_validator("detector")
+    @classmethod
+    def _known(cls, name: str) -> str:
+        if name not in _DETECTORS.names:
+            raise ValueError(f"unknown detector {name!r}; available: {', '.join(_DETECTORS.names)}")
+        return name
+
+    @field_validator("params")
+    @classmethod
+    def _buildable(cls, params: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        name = info.data.get("detector")
+        if name is None:
+            return params  # the detector's own error is reported
+        allowed = _DETECTORS.parameters(name)
+        unknown = sorted(set(params) - set(allowed))
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {', '.join(unknown)} for {name}; valid: {', '.join(allowed)}")
+        try:
+            _DETECTORS.create(name, **params)
+        except (TypeError, ValueError, DetectorNotFound) as exc:
+            raise ValueError(f"{name}: {exc}") from None
+        return params
+
+    def key(self) -> str:
+        """Identity of the detector this spec builds: equal keys keep learned state across reloads."""
+        return f"{self.detector}:{sorted(self.params.items())!r}"
+
+
+class DetectionRule(DetectorSpec):
+    selector: str = Field(description='Prometheus-style selector, e.g. {service="api", __name__=~"http_.*"}')
+
+    @field_validator("selector")
+    @classmethod
+    def _parses(cls, text: str) -> str:
+        try:
+            parse_selector(text)
+        except SelectorError as exc:
+            raise ValueError(str(exc)) from None
+        return text
 
 
 class DetectionSettings(_Section):
-    ewma: EwmaSettings = EwmaSettings()
+    """Which detector watches which series: the first rule whose selector matches, else `default`."""
+
+    default: DetectorSpec = DetectorSpec(detector="ewma_zscore", params={"alpha": 0.02})
+    rules: list[DetectionRule] = Field(default_factory=list)
 
 
 class AlertingSettings(_Section):

@@ -71,7 +71,8 @@ class Scores:
 
     `score` is in [0, 1]; `expected`, `lower` and `upper` describe the band the detector expected the
     value in (NaN while the detector has no estimate yet); `ready` is False during a series' warm-up,
-    when no decision may be taken from the score.
+    when no decision may be taken from the score. An ensemble also says how much each of its members
+    contributed (`components`, name → array aligned with the batch), which explanations show.
     """
 
     score: np.ndarray
@@ -79,3 +80,4 @@ class Scores:
     lower: np.ndarray
     upper: np.ndarray
     ready: np.ndarray  # bool
+    components: dict[str, np.ndarray] | None = None  # an ensemble's per-detector contributions

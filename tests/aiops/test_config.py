@@ -31,8 +31,8 @@ def test_every_error_names_file_line_and_field(tmp_path):
         "  port: 70000\n"
         "  hots: x\n"
         "detection:\n"
-        "  ewma:\n"
-        "    alpha: fast\n"
+        "  default:\n"
+        "    params: {alpha: fast}\n"
         "alerting:\n"
         "  warning_score: 0.99\n"
         "  critical_score: 0.5\n",
@@ -40,7 +40,7 @@ def test_every_error_names_file_line_and_field(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_settings(path, environ={})
     found = {(i.line, i.path) for i in err.value.issues}
-    assert found == {(2, "server.port"), (3, "server.hots"), (6, "detection.ewma.alpha"), (7, "alerting")}
+    assert found == {(2, "server.port"), (3, "server.hots"), (6, "detection.default.params"), (7, "alerting")}
     text = str(err.value)
     assert f"{path}:2: server.port: Input should be less than or equal to 65535 (got 70000)" in text
     assert "unknown field" in text and "critical_score (0.5) must not be below warning_score (0.99)" in text

@@ -1,0 +1,233 @@
+"""Which detector watches which series, per the `detection` settings, and reloading them live.
+
+Every distinct detector spec (name + parameters) is one *slot*: one detector instance whose state
+rows belong to the series routed to it, under slot-local dense ids. A series is routed once, when
+first seen, to the first rule whose selector matches (else the default); per point, the work is a
+gather of its slot and, when there are several slots, one masked sub-batch per slot: loops run over
+detectors, never over series or points.
+
+`reconfigure` applies new settings without a restart: a slot whose spec is unchanged keeps its
+detector and every series' learned state; only series whose spec changed start a fresh warm-up.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from aiops.matchers import Selector, parse_selector
+from aiops.settings import AlertingSettings, DetectionSettings, DetectorSpec
+from detectors import SEVERITIES, Detector, MetricBatch, Scores
+from detectors.registry import DetectorRegistry, default_registry
+from ingest.registry import SeriesRegistry
+
+__all__ = ["Detection", "DetectionRouter", "ReconfigureReport"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Slot:
+    key: str
+    name: str
+    detector: Detector
+    local_of: np.ndarray = field(default_factory=lambda: np.full(0, -1, dtype=np.int32))  # global → local id
+    n_local: int = 0
+
+    def local_ids(self, global_ids: np.ndarray) -> np.ndarray:
+        """Slot-local ids of `global_ids`, assigning new ones in order of first sight."""
+        top = int(global_ids.max()) + 1
+        if top > len(self.local_of):
+            grown = np.full(max(top, 2 * len(self.local_of), 64), -1, dtype=np.int32)
+            grown[: len(self.local_of)] = self.local_of
+            self.local_of = grown
+        local = self.local_of[global_ids]
+        missing = local < 0
+        if missing.any():
+            new = np.unique(global_ids[missing])
+            self.local_of[new] = np.arange(self.n_local, self.n_local + len(new), dtype=np.int32)
+            self.n_local += len(new)
+            local = self.local_of[global_ids]
+        return local
+
+
+@dataclass(frozen=True)
+class _Rule:
+    selector: Selector | None  # None: the default
+    text: str
+    slot: int
+    warning: float
+    critical: float
+
+
+@dataclass
+class Detection:
+    """Scores of a batch, their severities (codes of `SEVERITIES`), and an explanation per hit."""
+
+    scores: Scores
+    severity: np.ndarray
+    explanations: dict[int, dict[str, Any]]
+    detector_names: dict[int, str]
+
+
+@dataclass(frozen=True)
+class ReconfigureReport:
+    kept_detectors: int
+    new_detectors: int
+    rerouted_series: int
+
+
+class DetectionRouter:
+    def __init__(
+        self,
+        detection: DetectionSettings,
+        alerting: AlertingSettings,
+        series: SeriesRegistry,
+        detectors: DetectorRegistry | None = None,
+    ) -> None:
+        self.series = series
+        self.detectors = detectors or default_registry()
+        self._lock = threading.Lock()  # update and reconfigure may come from different threads
+        self._slots: list[_Slot] = []
+        self._rules: list[_Rule] = []
+        self._rule_of = np.full(0, -1, dtype=np.int32)  # global series id → rule index
+        self._build(detection, alerting, previous={})
+
+    # -- configuration ---------------------------------------------------------------------------
+
+    def _build(self, detection: DetectionSettings, alerting: AlertingSettings, previous: dict[str, _Slot]) -> int:
+        slots: dict[str, int] = {}
+        self._slots = []
+        kept = 0
+
+        def slot_for(spec: DetectorSpec) -> int:
+            nonlocal kept
+            key = spec.key()
+            if key not in slots:
+                old = previous.get(key)
+                if old is not None:
+                    kept += 1
+                self._slots.append(old or _Slot(key, spec.detector, self.detectors.create(spec.detector, **spec.params)))
+                slots[key] = len(self._slots) - 1
+            return slots[key]
+
+        rules = [
+            _Rule(parse_selector(r.selector), r.selector, slot_for(r), *self._thresholds(r, alerting))
+            for r in detection.rules
+        ]
+        rules.append(_Rule(None, "default", slot_for(detection.default), *self._thresholds(detection.default, alerting)))
+        self._rules = rules
+        self._warning = np.array([r.warning for r in rules])
+        self._critical = np.array([r.critical for r in rules])
+        return kept
+
+    @staticmethod
+    def _thresholds(spec: DetectorSpec, alerting: AlertingSettings) -> tuple[float, float]:
+        warning = spec.warning_score if spec.warning_score is not None else alerting.warning_score
+        critical = spec.critical_score if spec.critical_score is not None else alerting.critical_score
+        return warning, max(warning, critical)
+
+    def reconfigure(self, detection: DetectionSettings, alerting: AlertingSettings) -> ReconfigureReport:
+        """Apply new settings; unchanged detector specs keep their learned state."""
+        with self._lock:
+            known = np.flatnonzero(self._rule_of >= 0)
+            old_slots = self._slots
+            old_slot_of = self._slot_index()[self._rule_of[known]]
+            kept = self._build(detection, alerting, previous={s.key: s for s in old_slots})
+            self._rule_of[:] = -1
+            if len(known):
+                self._route(known)
+            new_slot_of = self._slot_index()[self._rule_of[known]]
+            old_keys = np.array([old_slots[k].key for k in old_slot_of], dtype=object)
+            new_keys = np.array([self._slots[k].key for k in new_slot_of], dtype=object)
+            moved = known[old_keys != new_keys]
+            for old in old_slots:  # a series that leaves a slot starts afresh if it ever comes back
+                if len(moved) and len(old.local_of):
+                    old.local_of[moved[moved < len(old.local_of)]] = -1
+        report = ReconfigureReport(kept, len(self._slots) - kept, len(moved))
+        log.info("detection reconfigured", extra=vars(report))
+        return report
+
+    # -- routing and scoring ---------------------------------------------------------------------
+
+    def _slot_index(self) -> np.ndarray:
+        return np.array([r.slot for r in self._rules], dtype=np.int32)
+
+    def _route(self, new_ids: np.ndarray) -> None:
+        """Pick the rule of each new series (a Python loop, but over new series only)."""
+        top = int(new_ids.max()) + 1
+        if top > len(self._rule_of):
+            grown = np.full(max(top, 2 * len(self._rule_of), 64), -1, dtype=np.int32)
+            grown[: len(self._rule_of)] = self._rule_of
+            self._rule_of = grown
+        for sid in new_ids.tolist():
+            name, labels = self.series.key(sid)
+            label_map = dict(labels)
+            self._rule_of[sid] = next(
+                i for i, r in enumerate(self._rules) if r.selector is None or r.selector.matches(name, label_map)
+            )
+
+    def update(self, batch: MetricBatch) -> Detection:
+        with self._lock:
+            return self._update(batch)
+
+    def _update(self, batch: MetricBatch) -> Detection:
+        n = len(batch)
+        sid = batch.series_id
+        if n == 0:
+            return Detection(_empty(0), np.zeros(0, dtype=np.int8), {}, {})
+        if int(sid.max()) >= len(self._rule_of):
+            self._route(np.unique(sid[sid >= len(self._rule_of)]))
+        unseen = sid[self._rule_of[sid] < 0]
+        if len(unseen):
+            self._route(np.unique(unseen))
+        rules = self._rule_of[sid]
+        slot_index = self._slot_index()[rules]
+        if len(self._slots) == 1:
+            slot = self._slots[0]
+            scores = slot.detector.update(MetricBatch(slot.local_ids(sid), batch.ts, batch.value))
+            parts = [(0, slice(None), scores)]
+        else:
+            scores = _empty(n)
+            parts = []
+            for k, slot in enumerate(self._slots):  # loop over detectors, not series
+                where = np.flatnonzero(slot_index == k)
+                if len(where) == 0:
+                    continue
+                sub = slot.detector.update(MetricBatch(slot.local_ids(sid[where]), batch.ts[where], batch.value[where]))
+                for name in ("score", "expected", "lower", "upper", "ready"):
+                    getattr(scores, name)[where] = getattr(sub, name)
+                parts.append((k, where, sub))
+        severity = (scores.score >= self._warning[rules]).astype(np.int8) + (scores.score >= self._critical[rules])
+        severity[~scores.ready] = 0
+        explanations, names = self._explain(severity, rules, parts)
+        return Detection(scores, severity, explanations, names)
+
+    def _explain(self, severity, rules, parts) -> tuple[dict[int, dict[str, Any]], dict[int, str]]:
+        explanations: dict[int, dict[str, Any]] = {}
+        names: dict[int, str] = {}
+        for k, where, sub in parts:
+            positions = np.arange(len(severity))[where]
+            for j in np.flatnonzero(severity[where] > 0):  # hits are rare: a loop over anomalies
+                i = int(positions[j])
+                rule = self._rules[rules[i]]
+                components = {c: float(v[j]) for c, v in (sub.components or {}).items()}
+                explanations[i] = {
+                    "detectors": components or {self._slots[k].name: float(sub.score[j])},
+                    "rule": rule.text,
+                    "severity": SEVERITIES[severity[i]],
+                    "thresholds": {"warning": rule.warning, "critical": rule.critical},
+                }
+                names[i] = self._slots[k].name
+        return explanations, names
+
+    def state_bytes(self) -> int:
+        return sum(getattr(s.detector, "state_bytes_per_series", lambda: 0)() * s.n_local for s in self._slots)
+
+
+def _empty(n: int) -> Scores:
+    return Scores(np.zeros(n), np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, dtype=bool))
