@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from aiops import __version__
@@ -36,8 +38,8 @@ def _serve(args: argparse.Namespace, demo: bool) -> int:
 
     settings = _settings(args)
     configure_logging(settings.logging.format, settings.logging.level)
-    service = Service(settings)
-    hooks = []
+    service = Service(settings, config_path=args.config or os.environ.get("AIOPS_CONFIG"))
+    hooks = [lambda app: _reload_on_sighup(service)]
     if demo:
         from aiops.demo.feeder import start_demo_feeder
 
@@ -52,6 +54,24 @@ def _serve(args: argparse.Namespace, demo: bool) -> int:
         timeout_graceful_shutdown=5,
     )
     return 0
+
+
+def _reload_on_sighup(service) -> Callable[[], None]:
+    """SIGHUP re-reads the settings file, as daemons do; a bad file is logged and changes nothing."""
+    import asyncio
+    import logging
+
+    log = logging.getLogger("aiops.cli")
+
+    def reload() -> None:
+        try:
+            service.reload()
+        except ConfigError as exc:
+            log.error("reload refused, settings unchanged:\n%s", exc)
+
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, reload))
+    return lambda: loop.remove_signal_handler(signal.SIGHUP)
 
 
 def _validate(args: argparse.Namespace) -> int:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 from aiops.alerts import AlertManager
-from aiops.detection import DetectionRouter
+from aiops.config_loader import load_settings
+from aiops.detection import DetectionRouter, ReconfigureReport
 from aiops.pipeline import Pipeline
 from aiops.settings import Settings
 from aiops.store import StoreEngine, repository
@@ -16,7 +20,15 @@ from ingest.bus import InProcessBus
 from ingest.points import PointDecoder
 from ingest.registry import SeriesRegistry
 
-__all__ = ["Service"]
+__all__ = ["ReloadResult", "Service"]
+
+_LIVE_SECTIONS = ("detection", "alerting")  # what a reload applies; the rest needs a restart
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    report: ReconfigureReport
+    restart_required: list[str]  # changed sections that only a restart applies
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +40,13 @@ class Service:
     the firing alerts, and starts the pipeline. `ready` is True only between `start` and `stop`.
     """
 
-    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, settings: Settings, clock: Callable[[], float] = time.time, config_path: str | Path | None = None
+    ) -> None:
         self.settings = settings
         self.clock = clock
+        self.config_path = config_path
+        self._reload_lock = threading.Lock()
         self.telemetry = Telemetry()
         self.store = StoreEngine(settings.store_url, echo=settings.store.echo)
         self.bus = InProcessBus(settings.bus.queue_batches)
@@ -65,3 +81,22 @@ class Service:
         self._started = False
         self.pipeline.stop(drain=True)
         self.store.close()
+
+    def reload(self) -> ReloadResult:
+        """Re-read the settings file and apply its detection and alerting sections live.
+
+        Raises ConfigError (nothing applied) when the file is invalid. Detectors whose spec did not
+        change keep their learned state; sections other than detection and alerting are reported
+        in `restart_required` when they differ, and are not applied.
+        """
+        with self._reload_lock:
+            new = load_settings(self.config_path)
+            report = self.detection.reconfigure(new.detection, new.alerting)
+            self.pipeline.alerts.resolve_after_s = new.alerting.resolve_after_s
+            restart = [
+                name for name in type(new).model_fields
+                if name not in _LIVE_SECTIONS and getattr(new, name) != getattr(self.settings, name)
+            ]
+            self.settings = self.settings.model_copy(update={name: getattr(new, name) for name in _LIVE_SECTIONS})
+        log.info("settings reloaded", extra={"restart_required": restart, **vars(report)})
+        return ReloadResult(report, restart)

@@ -163,3 +163,26 @@ def test_metrics_endpoint_shows_counters_moving(client):
     assert 'aiops_bus_queue_depth{topic="metrics"}' in text
     assert _wait_for(lambda: sample("aiops_pipeline_points_total"), lambda v: v >= 1) >= 1
     assert "aiops_pipeline_latency_seconds_bucket" in client.get("/metrics").text
+
+
+def test_config_reload_applies_detection_live_and_rejects_a_bad_file(tmp_path, store_url, monkeypatch):
+    config = tmp_path / "aiops.yaml"
+    config.write_text("alerting:\n  resolve_after_s: 300\n")
+    monkeypatch.setenv("AIOPS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("AIOPS_STORE__URL", store_url)
+    service = Service(load_settings(config), config_path=config)
+    with TestClient(create_app(service)) as client:
+        config.write_text(
+            "alerting:\n  resolve_after_s: 60\n"
+            "detection:\n  rules:\n    - selector: '{service=\"web\"}'\n      detector: robust_mad\n"
+            "server:\n  port: 9999\n"
+        )
+        body = client.post("/api/v1/config/reload").json()
+        assert body == {"applied": True, "kept_detectors": 1, "new_detectors": 1, "rerouted_series": 0,
+                        "restart_required": ["server"]}
+        assert service.pipeline.alerts.resolve_after_s == 60
+        config.write_text("detection:\n  default:\n    detector: nope\n")
+        bad = client.post("/api/v1/config/reload")
+        assert bad.status_code == 422
+        assert bad.json()["errors"][0]["field"] == "detection.default.detector" and bad.json()["errors"][0]["line"] == 3
+        assert service.settings.alerting.resolve_after_s == 60  # the bad file changed nothing

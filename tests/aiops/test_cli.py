@@ -41,3 +41,44 @@ def test_serve_with_an_invalid_config_exits_2_naming_the_field(tmp_path):
     bad.write_text("server:\n  prot: 1\n")
     out = subprocess.run([sys.executable, "-m", "aiops", "serve", "--config", str(bad)], capture_output=True, text=True)
     assert out.returncode == 2 and f"{bad}:2: server.prot" in out.stderr
+
+
+def test_sighup_reloads_the_settings_file(tmp_path):
+    import os
+    import signal
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = tmp_path / "aiops.yaml"
+    config.write_text(f"data_dir: {tmp_path}\n")
+    log = tmp_path / "log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "aiops", "serve", "--config", str(config), "--port", str(port), "--log-format", "json"],
+            stderr=out, stdout=out, env={**os.environ},
+        )
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        config.write_text(f"data_dir: {tmp_path}\ndetection:\n  default:\n    detector: robust_mad\n")
+        proc.send_signal(signal.SIGHUP)
+        for _ in range(100):
+            if "settings reloaded" in log.read_text():
+                break
+            time.sleep(0.1)
+        entries = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+        reloaded = [e for e in entries if e["message"] == "settings reloaded"]
+        assert reloaded and reloaded[0]["new_detectors"] == 1 and reloaded[0]["kept_detectors"] == 0
+        assert proc.poll() is None  # still serving
+    finally:
+        proc.terminate()
+        proc.wait(20)
