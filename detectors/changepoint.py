@@ -2,9 +2,10 @@
 
 Use it for steps that persist (a deploy that adds 20 ms to every request, a cache that stopped
 hitting): each point alone may look ordinary, so point detectors stay quiet, but the cumulative sum of
-small same-signed deviations grows until it crosses `threshold`. The score rises with the sum,
-1 − exp(−S/threshold·ln(1/(1−0.9999))) so a sum at the threshold scores 0.9999; after a detection
-the baseline jumps to the new level (the shift is learned, not re-alarmed).
+small same-signed deviations grows until it crosses `threshold`. The score rises with the sum on
+the common scale: a sum at the threshold scores 0.4 (as rare as a tail probability of 1e-4: under
+no shift, the sum's tail falls roughly exponentially), twice the threshold 0.8. After a detection the
+baseline jumps to the new level (the shift is learned, not re-alarmed).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from detectors._state import RowStateDetector, check_unit_interval
 __all__ = ["LevelShift"]
 
 _MEAN, _VAR, _COUNT, _UP, _DOWN, _RECENT = 0, 1, 2, 3, 4, 5
-_AT_THRESHOLD = math.log(1.0 / (1.0 - 0.9999))
+_AT_THRESHOLD = 0.4  # score of a sum equal to the threshold
 
 
 @numba.njit(cache=True, nogil=True)
@@ -45,7 +46,7 @@ def _cusum_kernel(sid, ts, x, state, alpha, drift, threshold, warmup, band, min_
         up = max(0.0, row[_UP] + z - drift)
         down = max(0.0, row[_DOWN] - z - drift)
         s = up if direction == 1 else down if direction == -1 else max(up, down)
-        score[i] = 1.0 - math.exp(-s / threshold * _AT_THRESHOLD)
+        score[i] = min(1.0, s / threshold * _AT_THRESHOLD)
         write_band(i, mean, std, band, expected, lower, upper)
         ready[i] = count >= warmup
         row[_RECENT] = row[_RECENT] + 0.3 * (v - row[_RECENT])  # fast average: the new level
@@ -71,7 +72,7 @@ class LevelShift(RowStateDetector):
 
     alpha: weight of the newest point in the baseline (small: the baseline must lag a shift).
     drift: slack per point, in standard deviations; deviations smaller than this never accumulate.
-    threshold: the sum that counts as a shift (scores 0.9999 there).
+    threshold: the sum that counts as a shift (scores 0.4 there).
     The other parameters are those of every row-state detector (see `RowStateDetector`).
     """
 

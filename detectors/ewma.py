@@ -3,8 +3,9 @@
 Use it for series that hover around a slowly moving level (latency, error ratio, queue depth) when
 seasonality is weak. Each series keeps an exponentially weighted mean and variance; a point is
 scored by how many standard deviations it lies from the mean *before* the point is absorbed, so the
-score of a point never depends on later points. Score = erf(|z|/√2), one minus the two-sided Gaussian
-tail probability: 0.9999 means "a deviation this large happens once in 10,000 normal points".
+score of a point never depends on later points. The score is the two-sided Gaussian tail probability
+of z on the common scale, −log10(p)/10: 0.4 means "a deviation this large happens once in 10,000
+normal points".
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 
 import numba
 
-from detectors._numeric import directional, floored, gaussian_confidence, write_band
+from detectors._numeric import directional, floored, gaussian_surprise, write_band
 from detectors._state import RowStateDetector, check_unit_interval
 
 __all__ = ["EwmaZScore"]
@@ -33,7 +34,7 @@ def _ewma_kernel(sid, ts, x, state, alpha, warmup, band, min_std, rel_min_std, d
             mean = row[_MEAN]
             std = floored(math.sqrt(row[_VAR]), mean, min_std, rel_min_std)
             delta = v - mean
-            score[i] = gaussian_confidence(directional(delta, direction) / std)
+            score[i] = gaussian_surprise(directional(delta, direction) / std)
             write_band(i, mean, std, band, expected, lower, upper)
             ready[i] = count >= warmup
             a = max(alpha, 1.0 / (count + 1.0))  # running mean/variance until 1/alpha points are seen

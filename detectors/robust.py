@@ -3,8 +3,8 @@
 Use it where single outliers are common and should not drag the baseline (error counts, queue depth,
 request latency with occasional slow requests): the median and the median absolute deviation of the
 last `window` values ignore up to half the window being wild, which the mean and variance of the
-EWMA detector do not. The score is erf(|x − median| / (1.4826·MAD·√2)), with MAD floored so a flat
-window does not make every small change infinite.
+EWMA detector do not. The score is the Gaussian surprise of |x − median| / (1.4826·MAD), with MAD
+floored so a flat window does not make every small change infinite.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import math
 import numba
 import numpy as np
 
-from detectors._numeric import directional, floored, gaussian_confidence, write_band
+from detectors._numeric import directional, floored, gaussian_surprise, write_band
 from detectors._state import RowStateDetector
 
 __all__ = ["RobustMad"]
@@ -44,7 +44,7 @@ def _robust_kernel(sid, ts, x, state, window, warmup, band, min_std, rel_min_std
                 part[k] = abs(part[k] - median)
             part.sort()
             std = floored(_MAD_TO_STD * _sorted_median(part, filled), median, min_std, rel_min_std)
-            score[i] = gaussian_confidence(directional(v - median, direction) / std)
+            score[i] = gaussian_surprise(directional(v - median, direction) / std)
             write_band(i, median, std, band, expected, lower, upper)
             ready[i] = count >= warmup
         pos = int(row[_POS])

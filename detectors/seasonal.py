@@ -18,7 +18,7 @@ import math
 import numba
 import numpy as np
 
-from detectors._numeric import directional, floored, gaussian_confidence, write_band
+from detectors._numeric import directional, floored, gaussian_surprise, write_band
 from detectors._state import RowStateDetector, check_unit_interval
 
 __all__ = ["SeasonalBaseline"]
@@ -53,7 +53,7 @@ def _seasonal_kernel(
         center = row[_LEVEL] + day + week
         std = floored(math.sqrt(row[_VAR]), center, min_std, rel_min_std)
         resid = v - center
-        score[i] = gaussian_confidence(directional(resid, direction) / std)
+        score[i] = gaussian_surprise(directional(resid, direction) / std)
         write_band(i, center, std, band, expected, lower, upper)
         ready[i] = count >= warmup and (t - row[_FIRST_TS]) >= warmup_s
         # learn: level from the deseasonalized value, each profile from what the rest leaves over;

@@ -42,21 +42,21 @@ def _stream(router: DetectionRouter, steps: int, spike_at: int | None = None, se
 def test_first_matching_rule_picks_the_detector_and_its_thresholds(series):
     rules = [
         {"selector": '{__name__=~"http_.*", service="api"}', "detector": "robust_mad", "params": {"window": 16}},
-        {"selector": "http_latency_seconds", "detector": "ewma_zscore", "warning_score": 0.5, "critical_score": 0.6},
+        {"selector": "http_latency_seconds", "detector": "ewma_zscore", "warning_score": 0.1, "critical_score": 0.2},
     ]
     router = DetectionRouter(_settings(rules), AlertingSettings(), series)
     last = _stream(router, 100, spike_at=99)[-1]
     assert last.detector_names == {0: "robust_mad", 1: "ewma_zscore", 2: "ewma_zscore"}
     assert last.explanations[0]["rule"] == rules[0]["selector"] and last.explanations[2]["rule"] == "default"
-    assert last.explanations[1]["thresholds"] == {"warning": 0.5, "critical": 0.6}
+    assert last.explanations[1]["thresholds"] == {"warning": 0.1, "critical": 0.2}
     assert set(last.severity.tolist()) == {2}
 
 
 def test_per_rule_thresholds_change_what_is_flagged(series):
-    loose = [{"selector": '{service="web"}', "detector": "ewma_zscore", "warning_score": 0.5, "critical_score": 0.99}]
+    loose = [{"selector": '{service="web"}', "detector": "ewma_zscore", "warning_score": 0.02, "critical_score": 0.99}]
     router = DetectionRouter(_settings(loose), AlertingSettings(), series)
     flagged = np.array([r.severity for r in _stream(router, 300)])
-    assert flagged[40:, 1].mean() > 0.3  # a z of 0.67 is enough for the web series
+    assert flagged[40:, 1].mean() > 0.3  # a z of 0.5 is enough for the web series
     assert flagged[40:, [0, 2]].max() == 0
 
 
@@ -65,7 +65,7 @@ def test_reconfigure_keeps_state_of_unchanged_detectors_and_resets_rerouted_seri
     router = DetectionRouter(_settings(rules), AlertingSettings(), series)
     _stream(router, 60)
     # same specs, new thresholds: everything learned is kept, so scores are ready at once
-    report = router.reconfigure(_settings([{**rules[0], "warning_score": 0.9}]), AlertingSettings(warning_score=0.99))
+    report = router.reconfigure(_settings([{**rules[0], "warning_score": 0.5}]), AlertingSettings(warning_score=0.55))
     assert (report.kept_detectors, report.new_detectors, report.rerouted_series) == (2, 0, 0)
     assert router.update(MetricBatch.from_arrays([0, 1, 2], [60.0] * 3, [10.0] * 3)).scores.ready.all()
     # the web series moves to a new detector: it alone warms up again

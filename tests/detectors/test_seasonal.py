@@ -29,9 +29,9 @@ def test_off_hours_spike_is_seen_by_the_seasonal_baseline_only():
     x[-200] += 15  # ordinary at the daily peak, far out at this hour
     seasonal, out = _run(SeasonalBaseline(), ts, x)
     level, _ = _run(EwmaZScore(), ts, x)
-    assert seasonal[-200] > 0.99999 > level[-200]
+    assert seasonal[-200] > 0.6 > level[-200]
     last_two_weeks = np.r_[seasonal[-4032:-200], seasonal[-199:]]
-    assert (last_two_weeks >= 0.9999).sum() <= 1
+    assert (last_two_weeks >= 0.4).sum() <= 1
     assert np.std((x - out.expected)[-4032:]) < 3.5  # it follows the cycle: residuals near the noise (2)
 
 
@@ -49,8 +49,8 @@ def test_stl_seeding_from_history_makes_a_series_ready_at_once():
     assert det.seed(0, ts[:4032], x[:4032])
     scores, out = _run(det, ts[4032:], x[4032:])
     assert out.ready.all()
-    assert scores[-200] > 0.99999
-    assert (scores >= 0.9999).sum() <= 2
+    assert scores[-200] > 0.6
+    assert (scores >= 0.4).sum() <= 2
 
 
 def test_seeding_refuses_too_little_history():
