@@ -85,6 +85,29 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _score(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from aiops.replay import DataFileError, read_csv_series, score_series
+    from detectors.registry import DetectorNotFound, default_registry
+
+    registry = default_registry()
+    if args.config is not None:
+        spec = load_settings(args.config).detection.default
+        name, params = (args.detector, {}) if args.detector and args.detector != spec.detector else (spec.detector, spec.params)
+    else:
+        name, params = args.detector or "ensemble", {}
+    try:
+        detector = registry.create(name, **params)
+        series = read_csv_series(args.input)
+    except (DetectorNotFound, DataFileError, OSError) as exc:
+        print(f"aiops score: {exc}", file=sys.stderr)
+        return 2
+    scores = score_series(detector, series).score
+    np.savetxt(sys.stdout, scores, fmt="%.6g")
+    return 0
+
+
 def _add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="YAML settings file (default: $AIOPS_CONFIG, else built-in defaults)")
     parser.add_argument("--host", help="address to listen on (overrides server.host)")
@@ -115,6 +138,18 @@ def build_parser() -> argparse.ArgumentParser:
                                      "field, and exits 1; exits 0 when the file is valid.")
     validate.add_argument("file", type=Path)
     validate.set_defaults(run=_validate)
+
+    score = sub.add_parser(
+        "score",
+        help="print one anomaly score in [0,1] per row of a timestamp,value CSV",
+        description="Stream a CSV with header timestamp,value through a detector (default: the default "
+        "ensemble) and print one score in [0,1] per data row, in order. Causal: a row's score uses only "
+        "the rows before it and itself.",
+    )
+    score.add_argument("--input", required=True, type=Path, help="CSV with header timestamp,value")
+    score.add_argument("--detector", help="a detector name (default: ensemble, or the config's default)")
+    score.add_argument("--config", type=Path, help="settings file whose detection.default is used")
+    score.set_defaults(run=_score)
 
     version = sub.add_parser("version", help="print the version", description="Print the version of aiops.")
     version.set_defaults(run=lambda a: print(f"aiops {__version__}") or 0)

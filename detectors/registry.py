@@ -8,6 +8,7 @@ from typing import Any
 
 from detectors.base import Detector
 from detectors.changepoint import LevelShift
+from detectors.ensemble import DefaultEnsemble
 from detectors.ewma import EwmaZScore
 from detectors.robust import RobustMad
 from detectors.seasonal import SeasonalBaseline
@@ -61,6 +62,6 @@ class DetectorRegistry:
 
 def default_registry() -> DetectorRegistry:
     registry = DetectorRegistry()
-    for cls in (EwmaZScore, RobustMad, LevelShift, SeasonalBaseline):
+    for cls in (DefaultEnsemble, EwmaZScore, RobustMad, LevelShift, SeasonalBaseline):
         registry.register(cls.name, cls)
     return registry

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors import EwmaZScore, MetricBatch
+from detectors import DefaultEnsemble, EwmaZScore, MetricBatch
 from detectors.changepoint import LevelShift
 from detectors.robust import RobustMad
 from detectors.seasonal import SeasonalBaseline
@@ -20,6 +20,7 @@ DETECTORS = {
     "robust_mad": lambda: RobustMad(window=8, warmup=5),
     "level_shift": lambda: LevelShift(warmup=5),
     "seasonal": lambda: SeasonalBaseline(day_bins=4, warmup=5, warmup_s=0),
+    "ensemble": lambda: DefaultEnsemble(day_bins=4, warmup=5),
 }
 
 finite = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False, allow_infinity=False)
@@ -80,7 +81,7 @@ def test_state_round_trip_gives_identical_scores(name, points, cut):
     restored = DETECTORS[name]()
     restored.load_state_dict(original.state_dict())
     for key, value in original.state_dict().items():
-        assert np.array_equal(np.asarray(value), np.asarray(restored.state_dict()[key])), key
+        assert np.array_equal(np.asarray(value), np.asarray(restored.state_dict()[key]), equal_nan=True), key
     _same(_run(original, [second]), _run(restored, [second]))
 
 

@@ -1,0 +1,239 @@
+"""The default ensemble: level, seasonal and range detectors, calibrated, with one alarm per episode.
+
+Use it when nothing is known about a series; it is what `aiops score` and the NAB benchmark run.
+
+Members, all updated in one compiled pass over the batch:
+- **level**: the error of an EWMA forecast, in standard deviations of its own past errors.
+- **seasonal**: the error of a time-of-day profile (UTC bins, each with its own mean and variance).
+  It only counts for a series where the profile forecasts clearly better than the level (its mean
+  absolute error below `seasonal_ratio` times the level's), so it stays silent on series without a
+  daily rhythm and catches a missing or misplaced daily pattern on those with one.
+- **range**: a value beyond everything seen so far by more than `range_margin` of the range.
+
+Calibration: a raw error is not yet a probability, and series differ in how noisy they are. As in
+Numenta's anomaly likelihood (Ahmad et al., Neurocomputing 2017), each member's error is averaged
+over a short horizon and compared with the long-run distribution of that average; the Gaussian tail
+probability of the comparison goes on the common scale (−log10 p / 10). A sustained change thus
+scores higher than a single noisy point of the same size.
+
+One alarm per episode: with `onset_only`, a point scores only when its score rises above the
+recent peak (which halves every `onset_half_life` points), so an anomaly that persists raises one
+alarm at its start instead of one per point; the band and the members' contributions are still
+reported for every point.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from detectors._numeric import floored, surprise, write_band
+from detectors._state import RowStateDetector, check_unit_interval, empty_scores
+from detectors.types import MetricBatch, Scores
+
+__all__ = ["DefaultEnsemble"]
+
+# state row layout
+_N, _LV_M, _LV_EV, _LV_EN, _LV_SEEN = 0, 1, 2, 3, 4
+_CL = 5  # level calibration: short mean, long mean, long variance, count
+_CD = 9  # seasonal calibration
+_EL, _ED, _LO, _HI, _PEAK = 13, 14, 15, 16, 17
+_DAY = 18  # then day_bins means, day_bins variances, day_bins counts
+_DAY_SECONDS = 86400.0
+_SQRT1_2 = 0.7071067811865476
+
+
+@numba.njit(inline="always", cache=True)
+def _calibrated(row, at, raw, short, long):
+    """Update one member's calibration with `raw`; its score on the common scale."""
+    row[at] += short * (raw - row[at])
+    n = row[at + 3]
+    level = 0.0
+    if n >= 2.0:
+        sd = max(math.sqrt(row[at + 2]), 1e-3)
+        tail = 0.5 * math.erfc((row[at] - row[at + 1]) / sd * _SQRT1_2)
+        level = surprise(math.log10(tail + 1e-10))
+    b = max(long, 1.0 / (n + 1.0))
+    d = row[at] - row[at + 1]
+    row[at + 1] += b * d
+    row[at + 2] = (1.0 - b) * (row[at + 2] + b * d * d)
+    row[at + 3] = n + 1.0
+    return level
+
+
+@numba.njit(cache=True, nogil=True)
+def _ensemble_kernel(
+    sid, ts, x, state, alpha, err_alpha, short, long, day_bins, season_alpha, seasonal_ratio, selection_alpha,
+    range_margin, range_score, onset_decay, onset_only, warmup, band, min_std, rel_min_std,
+    score, expected, lower, upper, ready, c_level, c_seasonal, c_range,
+):  # fmt: skip
+    var0 = _DAY + day_bins
+    cnt0 = _DAY + 2 * day_bins
+    for i in range(sid.shape[0]):
+        row = state[sid[i]]
+        v = x[i]
+        if not math.isfinite(v):
+            continue
+        seen = row[_N]
+        # level member
+        z_level = 0.0
+        level_before = row[_LV_M]
+        had_level = row[_LV_SEEN] > 0.0
+        sd_level = 0.0
+        if had_level:
+            err = v - level_before
+            sd_level = max(math.sqrt(row[_LV_EV]), 1e-9)
+            if row[_LV_EN] >= 2.0:
+                z_level = min(abs(err) / sd_level, 10.0)
+            b = max(err_alpha, 1.0 / (row[_LV_EN] + 1.0))
+            row[_LV_EV] = max((1.0 - b) * row[_LV_EV] + b * err * err, (1e-3 * abs(level_before)) ** 2)
+            row[_LV_EN] += 1.0
+            a = max(alpha, 1.0 / (seen + 1.0))
+            row[_LV_M] = level_before + a * err
+        else:
+            row[_LV_M] = v
+            row[_LV_SEEN] = 1.0
+        spread = row[_HI] - row[_LO]
+        # seasonal member
+        k = int((ts[i] % _DAY_SECONDS) / _DAY_SECONDS * day_bins)
+        day_mean = row[_DAY + k]
+        day_count = row[cnt0 + k]
+        z_day = -1.0
+        day_err = 0.0
+        day_sd = 0.0
+        if day_count >= 1.0:
+            day_err = v - day_mean
+            day_sd = max(math.sqrt(row[var0 + k]), max(1e-3 * spread, 1e-9))
+            if day_count >= 3.0:
+                z_day = min(abs(day_err) / day_sd, 10.0)
+            a = max(season_alpha, 1.0 / (day_count + 1.0))
+            row[_DAY + k] = day_mean + a * day_err
+            row[var0 + k] = (1.0 - a) * row[var0 + k] + a * day_err * day_err
+        else:
+            row[_DAY + k] = v
+        row[cnt0 + k] = day_count + 1.0
+        # calibrate and combine
+        s_level = _calibrated(row, _CL, z_level, short, long)
+        s = s_level
+        s_season = 0.0
+        seasonal = False
+        if z_day >= 0.0:
+            s_day = _calibrated(row, _CD, z_day, short, long)
+            seasonal = math.isfinite(row[_EL]) and math.isfinite(row[_ED]) and row[_ED] < seasonal_ratio * row[_EL]
+            if seasonal:
+                s_season = s_day
+                s = max(s, s_day)
+            row[_ED] = abs(day_err) if not math.isfinite(row[_ED]) else row[_ED] + selection_alpha * (abs(day_err) - row[_ED])
+        if had_level:
+            e = abs(v - level_before)
+            row[_EL] = e if not math.isfinite(row[_EL]) else row[_EL] + selection_alpha * (e - row[_EL])
+        s_range = 0.0
+        if spread > 0.0 and (v > row[_HI] + range_margin * spread or v < row[_LO] - range_margin * spread):
+            s_range = range_score
+            s = max(s, s_range)
+        row[_LO] = min(row[_LO], v)
+        row[_HI] = max(row[_HI], v)
+        # explain, gate, emit
+        if seasonal:
+            write_band(i, day_mean, floored(day_sd, day_mean, min_std, rel_min_std), band, expected, lower, upper)
+        elif had_level:
+            write_band(i, level_before, floored(sd_level, level_before, min_std, rel_min_std), band, expected, lower, upper)
+        is_ready = seen >= warmup
+        ready[i] = is_ready
+        if not is_ready:
+            s = 0.0
+        c_level[i] = s_level
+        c_seasonal[i] = s_season
+        c_range[i] = s_range
+        peak = row[_PEAK]
+        score[i] = s if (not onset_only or s > peak) else 0.0
+        row[_PEAK] = max(s, peak * onset_decay)
+        row[_N] = seen + 1.0
+
+
+class DefaultEnsemble(RowStateDetector):
+    """Level + seasonal + range members, anomaly-likelihood calibration, one alarm per episode.
+
+    alpha, err_alpha: learning rates of the level forecast and of its error variance.
+    short, long: learning rates of the calibration's short average and long-run distribution.
+    day_bins, season_alpha: the time-of-day profile's bins (UTC) and per-visit learning rate.
+    seasonal_ratio, selection_alpha: the profile counts when its mean absolute error (learned at
+    `selection_alpha`) is below this fraction of the level forecast's.
+    range_margin, range_score: a value beyond the range seen so far by this fraction of it scores
+    `range_score`.
+    onset_only, onset_half_life: one alarm per episode (see the module docstring).
+    warmup: points before anything may score. State: 18 + 3·day_bins floats per series.
+    """
+
+    name = "ensemble"
+
+    def __init__(
+        self,
+        alpha: float = 0.05,
+        err_alpha: float = 0.01,
+        short: float = 0.05,
+        long: float = 0.001,
+        day_bins: int = 24,
+        season_alpha: float = 0.1,
+        seasonal_ratio: float = 0.5,
+        selection_alpha: float = 0.005,
+        range_margin: float = 0.05,
+        range_score: float = 0.9,
+        onset_only: bool = True,
+        onset_half_life: float = 50.0,
+        warmup: int = 150,
+        **common,
+    ) -> None:
+        if not 1 <= day_bins <= 96:
+            raise ValueError(f"day_bins must be between 1 and 96, got {day_bins}")
+        if onset_half_life <= 0 or range_margin < 0 or not 0 <= range_score <= 1 or seasonal_ratio <= 0:
+            raise ValueError("need onset_half_life > 0, range_margin >= 0, 0 <= range_score <= 1, seasonal_ratio > 0")
+        self.day_bins = day_bins
+        self.width = _DAY + 3 * day_bins
+        super().__init__(warmup=warmup, **common)
+        self.alpha = check_unit_interval("alpha", alpha)
+        self.err_alpha = check_unit_interval("err_alpha", err_alpha)
+        self.short = check_unit_interval("short", short)
+        self.long = check_unit_interval("long", long)
+        self.season_alpha = check_unit_interval("season_alpha", season_alpha)
+        self.selection_alpha = check_unit_interval("selection_alpha", selection_alpha)
+        self.seasonal_ratio = seasonal_ratio
+        self.range_margin = range_margin
+        self.range_score = range_score
+        self.onset_only = onset_only
+        self.onset_half_life = onset_half_life
+
+    def _init_row(self) -> np.ndarray:
+        row = np.zeros(self.width)
+        row[_EL] = row[_ED] = np.nan
+        row[_LO] = np.inf
+        row[_HI] = -np.inf
+        return row
+
+    @property
+    def _kernel(self):
+        return _ensemble_kernel
+
+    def _kernel_params(self) -> tuple:
+        return ()
+
+    def update(self, batch: MetricBatch) -> Scores:
+        n = len(batch)
+        out = empty_scores(n)
+        components = {"level": np.zeros(n), "seasonal": np.zeros(n), "range": np.zeros(n)}
+        out = Scores(out.score, out.expected, out.lower, out.upper, out.ready, components)
+        if n == 0:
+            return out
+        self._ensure(int(batch.series_id.max()) + 1)
+        _ensemble_kernel(
+            batch.series_id, batch.ts, batch.value, self._state,
+            self.alpha, self.err_alpha, self.short, self.long, self.day_bins, self.season_alpha,
+            self.seasonal_ratio, self.selection_alpha, self.range_margin, self.range_score,
+            0.5 ** (1.0 / self.onset_half_life), self.onset_only, float(self.warmup),
+            self.band_sigmas, self.min_std, self.rel_min_std,
+            out.score, out.expected, out.lower, out.upper, out.ready,
+            components["level"], components["seasonal"], components["range"],
+        )  # fmt: skip
+        return out
