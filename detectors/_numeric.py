@@ -6,7 +6,7 @@ import math
 
 import numba
 
-__all__ = ["DIRECTIONS", "directional", "floored", "gaussian_surprise", "surprise", "write_band"]
+__all__ = ["DIRECTIONS", "directional", "floored", "gaussian_surprise", "surprise", "upper_tail_surprise", "write_band"]
 
 UP, DOWN, BOTH = 1, -1, 0
 DIRECTIONS = {"up": UP, "down": DOWN, "both": BOTH}
@@ -27,17 +27,35 @@ def surprise(log10_tail: float) -> float:
     return 0.0 if s < 0.0 else 1.0 if s > 1.0 else s
 
 
+# log10 of the Abramowitz & Stegun 7.1.26 polynomial, fitted as a degree-5 polynomial in its own t
+# over t in [0.38, 1] (beyond, the score is 1 anyway): |error| < 2e-5 in log10, below the
+# approximation's own error (score error < 3e-4 against scipy's erfc). It replaces a log per point.
+_L5, _L4, _L3, _L2, _L1, _L0 = (
+    0.26815849258291335, -1.574290863949088, 3.4265835137410603, -3.5408449233029673, 3.2544096865482866,
+    -1.834010030905514,
+)
+_LOG10_2 = 0.3010299956639812
+
+
+@numba.njit(inline="always", cache=True)
+def _log10_erfc(u: float) -> float:
+    """log10 erfc(u) for u >= 0, without exp, log or underflow (u² term exact)."""
+    t = 1.0 / (1.0 + 0.3275911 * u)
+    return (((((_L5 * t + _L4) * t + _L3) * t + _L2) * t + _L1) * t + _L0) - u * u * _LOG10E
+
+
 @numba.njit(inline="always", cache=True)
 def gaussian_surprise(z: float) -> float:
-    """`surprise` of the two-sided Gaussian tail of |z|: log10 erfc(|z|/√2), computed without underflow.
+    """`surprise` of the two-sided Gaussian tail of |z|: P(|N(0,1)| ≥ |z|) = erfc(|z|/√2)."""
+    return surprise(_log10_erfc(abs(z) * 0.7071067811865476))
 
-    Abramowitz & Stegun 7.1.26 gives erfc(x) = poly(t)·exp(−x²) (relative error small where it
-    matters), so log10 erfc(x) = log10 poly(t) − x²·log10 e: one log, no exp, exact far in the tail.
-    """
-    x = abs(z) * 0.7071067811865476
-    t = 1.0 / (1.0 + 0.3275911 * x)
-    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
-    return surprise(math.log10(poly) - x * x * _LOG10E)
+
+@numba.njit(inline="always", cache=True)
+def upper_tail_surprise(z: float) -> float:
+    """`surprise` of the one-sided upper tail P(N(0,1) ≥ z) = erfc(z/√2)/2; below the mean, 0."""
+    if z <= 0.0:
+        return 0.0
+    return surprise(_log10_erfc(z * 0.7071067811865476) - _LOG10_2)
 
 
 @numba.njit(inline="always", cache=True)

@@ -29,7 +29,7 @@ import math
 import numba
 import numpy as np
 
-from detectors._numeric import floored, surprise, write_band
+from detectors._numeric import floored, upper_tail_surprise, write_band
 from detectors._state import RowStateDetector, check_unit_interval, empty_scores
 from detectors.types import MetricBatch, Scores
 
@@ -42,7 +42,6 @@ _CD = 9  # seasonal calibration
 _EL, _ED, _LO, _HI, _PEAK = 13, 14, 15, 16, 17
 _DAY = 18  # then day_bins means, day_bins variances, day_bins counts
 _DAY_SECONDS = 86400.0
-_SQRT1_2 = 0.7071067811865476
 
 
 @numba.njit(inline="always", cache=True)
@@ -52,9 +51,7 @@ def _calibrated(row, at, raw, short, long):
     n = row[at + 3]
     level = 0.0
     if n >= 2.0:
-        sd = max(math.sqrt(row[at + 2]), 1e-3)
-        tail = 0.5 * math.erfc((row[at] - row[at + 1]) / sd * _SQRT1_2)
-        level = surprise(math.log10(tail + 1e-10))
+        level = upper_tail_surprise((row[at] - row[at + 1]) / max(math.sqrt(row[at + 2]), 1e-3))
     b = max(long, 1.0 / (n + 1.0))
     d = row[at] - row[at + 1]
     row[at + 1] += b * d
