@@ -69,7 +69,7 @@ _DETECTORS = default_registry()
 class DetectorSpec(_Section):
     """A detector by name with its parameters, and optionally its own alert thresholds."""
 
-    detector: str = "ewma_zscore"
+    detector: str = "ensemble"
     params: dict[str, Any] = Field(default_factory=dict)
     warning_score: float | None = Field(None, ge=0, le=1, description="default: alerting.warning_score")
     critical_score: float | None = Field(None, ge=0, le=1, description="default: alerting.critical_score")
@@ -118,7 +118,7 @@ class DetectionRule(DetectorSpec):
 class DetectionSettings(_Section):
     """Which detector watches which series: the first rule whose selector matches, else `default`."""
 
-    default: DetectorSpec = DetectorSpec(detector="ewma_zscore", params={"alpha": 0.02})
+    default: DetectorSpec = DetectorSpec(detector="ensemble")
     rules: list[DetectionRule] = Field(default_factory=list)
 
 
@@ -140,7 +140,7 @@ class DemoSettings(_Section):
     services: int = Field(3, ge=1, le=50)
     hosts_per_service: int = Field(4, ge=1, le=100)
     interval_s: float = Field(5.0, gt=0, description="seconds between live samples of each metric")
-    backfill_hours: float = Field(6.0, ge=0, description="history sent at start so detectors are warm")
+    backfill_hours: float = Field(26.0, ge=0, description="history sent at start so detectors are warm")
     backfill_step_s: float = Field(60.0, gt=0)
     first_incident_after_s: float = Field(20.0, ge=0)
     incident_every_s: float = Field(120.0, gt=0)

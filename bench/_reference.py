@@ -99,7 +99,7 @@ class Ensemble:
         self.day_mean, self.day_var, self.day_n = [0.0] * bins, [0.0] * bins, [0] * bins
         self.cal = [[0.0, 0.0, 0.0, 0], [0.0, 0.0, 0.0, 0]]
         self.el = self.ed = None
-        self.lo, self.hi, self.peak, self.n = math.inf, -math.inf, 0.0, 0
+        self.lo, self.hi, self.peak, self.n, self.first = math.inf, -math.inf, 0.0, 0, None
 
     def _calibrated(self, c, raw):
         c[0] += 0.05 * (raw - c[0])
@@ -115,6 +115,8 @@ class Ensemble:
         return out
 
     def step(self, t, x):
+        if self.first is None:
+            self.first = t
         z = 0.0
         before = self.level.mean if self.level.n else None
         if before is not None:
@@ -144,7 +146,7 @@ class Ensemble:
         self.day_n[k] += 1
         if before is not None:
             self.el = abs(x - before) if self.el is None else self.el + 0.005 * (abs(x - before) - self.el)
-        if spread > 0 and (x > self.hi + 0.05 * spread or x < self.lo - 0.05 * spread):
+        if t - self.first >= 86400 and spread > 0 and (x > self.hi + 0.05 * spread or x < self.lo - 0.05 * spread):
             s = max(s, 0.9)
         self.lo, self.hi = min(self.lo, x), max(self.hi, x)
         if self.n < 150:

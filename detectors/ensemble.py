@@ -8,7 +8,9 @@ Members, all updated in one compiled pass over the batch:
   It only counts for a series where the profile forecasts clearly better than the level (its mean
   absolute error below `seasonal_ratio` times the level's), so it stays silent on series without a
   daily rhythm and catches a missing or misplaced daily pattern on those with one.
-- **range**: a value beyond everything seen so far by more than `range_margin` of the range.
+- **range**: a value beyond everything seen so far by more than `range_margin` of the range, once
+  the series has been watched for `range_after_s` (a day: before a whole daily cycle has been seen,
+  every morning's rise would be a new record).
 
 Calibration: a raw error is not yet a probability, and series differ in how noisy they are. As in
 Numenta's anomaly likelihood (Ahmad et al., Neurocomputing 2017), each member's error is averaged
@@ -39,8 +41,8 @@ __all__ = ["DefaultEnsemble"]
 _N, _LV_M, _LV_EV, _LV_EN, _LV_SEEN = 0, 1, 2, 3, 4
 _CL = 5  # level calibration: short mean, long mean, long variance, count
 _CD = 9  # seasonal calibration
-_EL, _ED, _LO, _HI, _PEAK = 13, 14, 15, 16, 17
-_DAY = 18  # then day_bins means, day_bins variances, day_bins counts
+_EL, _ED, _LO, _HI, _PEAK, _FIRST = 13, 14, 15, 16, 17, 18
+_DAY = 19  # then day_bins means, day_bins variances, day_bins counts
 _DAY_SECONDS = 86400.0
 
 
@@ -63,7 +65,7 @@ def _calibrated(row, at, raw, short, long):
 @numba.njit(cache=True, nogil=True)
 def _ensemble_kernel(
     sid, ts, x, state, alpha, err_alpha, short, long, day_bins, season_alpha, seasonal_ratio, selection_alpha,
-    range_margin, range_score, onset_decay, onset_only, warmup, band, min_std, rel_min_std,
+    range_margin, range_score, range_after_s, onset_decay, onset_only, warmup, band, min_std, rel_min_std,
     score, expected, lower, upper, ready, c_level, c_seasonal, c_range,
 ):  # fmt: skip
     var0 = _DAY + day_bins
@@ -74,6 +76,8 @@ def _ensemble_kernel(
         if not math.isfinite(v):
             continue
         seen = row[_N]
+        if seen == 0.0:
+            row[_FIRST] = ts[i]
         # level member
         z_level = 0.0
         level_before = row[_LV_M]
@@ -127,7 +131,8 @@ def _ensemble_kernel(
             e = abs(v - level_before)
             row[_EL] = e if not math.isfinite(row[_EL]) else row[_EL] + selection_alpha * (e - row[_EL])
         s_range = 0.0
-        if spread > 0.0 and (v > row[_HI] + range_margin * spread or v < row[_LO] - range_margin * spread):
+        watched = ts[i] - row[_FIRST] >= range_after_s
+        if watched and spread > 0.0 and (v > row[_HI] + range_margin * spread or v < row[_LO] - range_margin * spread):
             s_range = range_score
             s = max(s, s_range)
         row[_LO] = min(row[_LO], v)
@@ -158,10 +163,10 @@ class DefaultEnsemble(RowStateDetector):
     day_bins, season_alpha: the time-of-day profile's bins (UTC) and per-visit learning rate.
     seasonal_ratio, selection_alpha: the profile counts when its mean absolute error (learned at
     `selection_alpha`) is below this fraction of the level forecast's.
-    range_margin, range_score: a value beyond the range seen so far by this fraction of it scores
-    `range_score`.
+    range_margin, range_score, range_after_s: a value beyond the range seen so far by this fraction
+    of it scores `range_score`, once the series has been watched for `range_after_s` seconds.
     onset_only, onset_half_life: one alarm per episode (see the module docstring).
-    warmup: points before anything may score. State: 18 + 3·day_bins floats per series.
+    warmup: points before anything may score. State: 19 + 3·day_bins floats per series.
     """
 
     name = "ensemble"
@@ -178,6 +183,7 @@ class DefaultEnsemble(RowStateDetector):
         selection_alpha: float = 0.005,
         range_margin: float = 0.05,
         range_score: float = 0.9,
+        range_after_s: float = 86400.0,
         onset_only: bool = True,
         onset_half_life: float = 50.0,
         warmup: int = 150,
@@ -199,6 +205,7 @@ class DefaultEnsemble(RowStateDetector):
         self.seasonal_ratio = seasonal_ratio
         self.range_margin = range_margin
         self.range_score = range_score
+        self.range_after_s = range_after_s
         self.onset_only = onset_only
         self.onset_half_life = onset_half_life
 
@@ -227,7 +234,7 @@ class DefaultEnsemble(RowStateDetector):
         _ensemble_kernel(
             batch.series_id, batch.ts, batch.value, self._state,
             self.alpha, self.err_alpha, self.short, self.long, self.day_bins, self.season_alpha,
-            self.seasonal_ratio, self.selection_alpha, self.range_margin, self.range_score,
+            self.seasonal_ratio, self.selection_alpha, self.range_margin, self.range_score, self.range_after_s,
             0.5 ** (1.0 / self.onset_half_life), self.onset_only, float(self.warmup),
             self.band_sigmas, self.min_std, self.rel_min_std,
             out.score, out.expected, out.lower, out.upper, out.ready,

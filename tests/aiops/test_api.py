@@ -15,7 +15,13 @@ from aiops.service import Service
 
 
 def _service(store_url: str, tmp_path, **env: str) -> Service:
-    environ = {"AIOPS_DATA_DIR": str(tmp_path), "AIOPS_STORE__URL": store_url, **env}
+    # the API's mechanics are under test here, with the EWMA detector's short warm-up
+    environ = {
+        "AIOPS_DATA_DIR": str(tmp_path),
+        "AIOPS_STORE__URL": store_url,
+        "AIOPS_DETECTION__DEFAULT__DETECTOR": "ewma_zscore",
+        **env,
+    }
     return Service(load_settings(None, environ=environ))
 
 
