@@ -13,7 +13,8 @@ from ingest import SeriesRegistry, series_key
 
 
 def _settings(rules: list[dict], default: dict | None = None) -> DetectionSettings:
-    return DetectionSettings.model_validate({"rules": rules, **({"default": default} if default else {})})
+    """Rules over an EWMA default: its short warm-up keeps these streams short."""
+    return DetectionSettings.model_validate({"rules": rules, "default": default or {"detector": "ewma_zscore"}})
 
 
 @pytest.fixture
@@ -87,7 +88,7 @@ def test_new_series_are_routed_when_first_seen(series):
 @pytest.mark.parametrize(
     ("yaml_text", "path", "needle"),
     [
-        ("detection:\n  default:\n    detector: magic\n", "detection.default.detector", "available: ewma_zscore"),
+        ("detection:\n  default:\n    detector: magic\n", "detection.default.detector", "available: ensemble, ewma_zscore"),
         ("detection:\n  default:\n    params: {alpah: 1}\n", "detection.default.params", "valid: alpha"),
         ("detection:\n  default:\n    params: {alpha: 2}\n", "detection.default.params", "alpha must be in (0, 1]"),
         ("detection:\n  rules:\n    - selector: '{a=b}'\n", "detection.rules.0.selector", 'expected label="value"'),
