@@ -43,15 +43,19 @@ def _workload(series: int, steps: int, seed: int = 0) -> list[MetricBatch]:
     return batches
 
 
-def _time_vectorized(name: str, batches: list[MetricBatch]) -> tuple[float, int]:
+def _time_vectorized(name: str, batches: list[MetricBatch], repeats: int = 3) -> tuple[float, int]:
+    """Best of `repeats` passes over the steps (the stream goes on; the machine's noise does not count)."""
     detector = default_registry().create(name)
     detector.update(batches[0])  # compile, and every series appears
-    started = time.perf_counter()
-    points = 0
-    for batch in batches[1:]:
-        detector.update(batch)
-        points += len(batch)
-    return points / (time.perf_counter() - started), detector.state_bytes_per_series()
+    best = 0.0
+    for _ in range(repeats):
+        started = time.perf_counter()
+        points = 0
+        for batch in batches[1:]:
+            detector.update(batch)
+            points += len(batch)
+        best = max(best, points / (time.perf_counter() - started))
+    return best, detector.state_bytes_per_series()
 
 
 def _time_reference(name: str, batches: list[MetricBatch], subset: int) -> float:

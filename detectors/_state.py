@@ -16,12 +16,33 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
+import numba
 import numpy as np
 
 from detectors._numeric import DIRECTIONS
 from detectors.types import MetricBatch, Scores
 
-__all__ = ["RowStateDetector", "check_unit_interval", "empty_scores"]
+__all__ = ["RowStateDetector", "check_unit_interval", "empty_scores", "row_order"]
+
+
+@numba.njit(cache=True, nogil=True)
+def row_order(series_id: np.ndarray, n_series: int) -> np.ndarray:
+    """Positions of the batch sorted by series id, stable (a counting sort: O(points + series)).
+
+    Walking the batch in this order reads state rows in address order instead of at random, which
+    matters once rows are wide; the order of each series' own points is kept.
+    """
+    counts = np.zeros(n_series + 1, dtype=np.int64)
+    for i in range(series_id.shape[0]):
+        counts[series_id[i] + 1] += 1
+    for s in range(n_series):
+        counts[s + 1] += counts[s]
+    order = np.empty(series_id.shape[0], dtype=np.int64)
+    for i in range(series_id.shape[0]):
+        s = series_id[i]
+        order[counts[s]] = i
+        counts[s] += 1
+    return order
 
 
 def empty_scores(n: int) -> Scores:

@@ -32,7 +32,7 @@ import numba
 import numpy as np
 
 from detectors._numeric import floored, upper_tail_surprise, write_band
-from detectors._state import RowStateDetector, check_unit_interval, empty_scores
+from detectors._state import RowStateDetector, check_unit_interval, empty_scores, row_order
 from detectors.types import MetricBatch, Scores
 
 __all__ = ["DefaultEnsemble"]
@@ -42,7 +42,7 @@ _N, _LV_M, _LV_EV, _LV_EN, _LV_SEEN = 0, 1, 2, 3, 4
 _CL = 5  # level calibration: short mean, long mean, long variance, count
 _CD = 9  # seasonal calibration
 _EL, _ED, _LO, _HI, _PEAK, _FIRST = 13, 14, 15, 16, 17, 18
-_DAY = 19  # then day_bins means, day_bins variances, day_bins counts
+_DAY = 19  # then (mean, variance, count) of each day bin, side by side: one cache line per visit
 _DAY_SECONDS = 86400.0
 
 
@@ -64,13 +64,12 @@ def _calibrated(row, at, raw, short, long):
 
 @numba.njit(cache=True, nogil=True)
 def _ensemble_kernel(
-    sid, ts, x, state, alpha, err_alpha, short, long, day_bins, season_alpha, seasonal_ratio, selection_alpha,
+    order, sid, ts, x, state, alpha, err_alpha, short, long, day_bins, season_alpha, seasonal_ratio, selection_alpha,
     range_margin, range_score, range_after_s, onset_decay, onset_only, warmup, band, min_std, rel_min_std,
     score, expected, lower, upper, ready, c_level, c_seasonal, c_range,
 ):  # fmt: skip
-    var0 = _DAY + day_bins
-    cnt0 = _DAY + 2 * day_bins
-    for i in range(sid.shape[0]):
+    for j in range(order.shape[0]):
+        i = order[j]
         row = state[sid[i]]
         v = x[i]
         if not math.isfinite(v):
@@ -98,23 +97,24 @@ def _ensemble_kernel(
             row[_LV_SEEN] = 1.0
         spread = row[_HI] - row[_LO]
         # seasonal member
-        k = int((ts[i] % _DAY_SECONDS) / _DAY_SECONDS * day_bins)
-        day_mean = row[_DAY + k]
-        day_count = row[cnt0 + k]
+        days = ts[i] * (1.0 / _DAY_SECONDS)
+        k = _DAY + 3 * min(int((days - math.floor(days)) * day_bins), day_bins - 1)  # floor, not a slow fmod
+        day_mean = row[k]
+        day_count = row[k + 2]
         z_day = -1.0
         day_err = 0.0
         day_sd = 0.0
         if day_count >= 1.0:
             day_err = v - day_mean
-            day_sd = max(math.sqrt(row[var0 + k]), max(1e-3 * spread, 1e-9))
+            day_sd = max(math.sqrt(row[k + 1]), max(1e-3 * spread, 1e-9))
             if day_count >= 3.0:
                 z_day = min(abs(day_err) / day_sd, 10.0)
             a = max(season_alpha, 1.0 / (day_count + 1.0))
-            row[_DAY + k] = day_mean + a * day_err
-            row[var0 + k] = (1.0 - a) * row[var0 + k] + a * day_err * day_err
+            row[k] = day_mean + a * day_err
+            row[k + 1] = (1.0 - a) * row[k + 1] + a * day_err * day_err
         else:
-            row[_DAY + k] = v
-        row[cnt0 + k] = day_count + 1.0
+            row[k] = v
+        row[k + 2] = day_count + 1.0
         # calibrate and combine
         s_level = _calibrated(row, _CL, z_level, short, long)
         s = s_level
@@ -232,7 +232,7 @@ class DefaultEnsemble(RowStateDetector):
             return out
         self._ensure(int(batch.series_id.max()) + 1)
         _ensemble_kernel(
-            batch.series_id, batch.ts, batch.value, self._state,
+            row_order(batch.series_id, self._n_series), batch.series_id, batch.ts, batch.value, self._state,
             self.alpha, self.err_alpha, self.short, self.long, self.day_bins, self.season_alpha,
             self.seasonal_ratio, self.selection_alpha, self.range_margin, self.range_score, self.range_after_s,
             0.5 ** (1.0 / self.onset_half_life), self.onset_only, float(self.warmup),

@@ -14,7 +14,7 @@ import math
 
 import numba
 
-from detectors._numeric import directional, floored, gaussian_surprise, write_band
+from detectors._numeric import direction_bounds, directional, floored, gaussian_surprise, write_band
 from detectors._state import RowStateDetector, check_unit_interval
 
 __all__ = ["EwmaZScore"]
@@ -24,6 +24,7 @@ _MEAN, _VAR, _COUNT = 0, 1, 2
 
 @numba.njit(cache=True, nogil=True)
 def _ewma_kernel(sid, ts, x, state, alpha, warmup, band, min_std, rel_min_std, direction, score, expected, lower, upper, ready):
+    low, high = direction_bounds(direction)
     for i in range(sid.shape[0]):
         row = state[sid[i]]
         v = x[i]
@@ -34,7 +35,7 @@ def _ewma_kernel(sid, ts, x, state, alpha, warmup, band, min_std, rel_min_std, d
             mean = row[_MEAN]
             std = floored(math.sqrt(row[_VAR]), mean, min_std, rel_min_std)
             delta = v - mean
-            score[i] = gaussian_surprise(directional(delta, direction) / std)
+            score[i] = gaussian_surprise(directional(delta, low, high) / std)
             write_band(i, mean, std, band, expected, lower, upper)
             ready[i] = count >= warmup
             a = max(alpha, 1.0 / (count + 1.0))  # running mean/variance until 1/alpha points are seen

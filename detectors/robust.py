@@ -14,7 +14,7 @@ import math
 import numba
 import numpy as np
 
-from detectors._numeric import directional, floored, gaussian_surprise, write_band
+from detectors._numeric import direction_bounds, directional, floored, gaussian_surprise, write_band
 from detectors._state import RowStateDetector
 
 __all__ = ["RobustMad"]
@@ -27,6 +27,7 @@ _MAD_TO_STD = 1.4826  # MAD of a Gaussian times this is its standard deviation
 @numba.njit(cache=True, nogil=True)
 def _robust_kernel(sid, ts, x, state, window, warmup, band, min_std, rel_min_std, direction, score, expected, lower, upper, ready):
     scratch = np.empty(window)
+    low, high = direction_bounds(direction)
     for i in range(sid.shape[0]):
         row = state[sid[i]]
         v = x[i]
@@ -44,7 +45,7 @@ def _robust_kernel(sid, ts, x, state, window, warmup, band, min_std, rel_min_std
                 part[k] = abs(part[k] - median)
             part.sort()
             std = floored(_MAD_TO_STD * _sorted_median(part, filled), median, min_std, rel_min_std)
-            score[i] = gaussian_surprise(directional(v - median, direction) / std)
+            score[i] = gaussian_surprise(directional(v - median, low, high) / std)
             write_band(i, median, std, band, expected, lower, upper)
             ready[i] = count >= warmup
         pos = int(row[_POS])

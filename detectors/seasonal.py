@@ -18,7 +18,7 @@ import math
 import numba
 import numpy as np
 
-from detectors._numeric import directional, floored, gaussian_surprise, write_band
+from detectors._numeric import direction_bounds, directional, floored, gaussian_surprise, write_band
 from detectors._state import RowStateDetector, check_unit_interval
 
 __all__ = ["SeasonalBaseline"]
@@ -34,6 +34,7 @@ def _seasonal_kernel(
     warmup, band, min_std, rel_min_std, direction, score, expected, lower, upper, ready,
 ):  # fmt: skip
     week0 = _HEAD + day_bins
+    low, high = direction_bounds(direction)
     for i in range(sid.shape[0]):
         row = state[sid[i]]
         v = x[i]
@@ -53,7 +54,7 @@ def _seasonal_kernel(
         center = row[_LEVEL] + day + week
         std = floored(math.sqrt(row[_VAR]), center, min_std, rel_min_std)
         resid = v - center
-        score[i] = gaussian_surprise(directional(resid, direction) / std)
+        score[i] = gaussian_surprise(directional(resid, low, high) / std)
         write_band(i, center, std, band, expected, lower, upper)
         ready[i] = count >= warmup and (t - row[_FIRST_TS]) >= warmup_s
         # learn: level from the deseasonalized value, each profile from what the rest leaves over;
