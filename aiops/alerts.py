@@ -43,6 +43,12 @@ class AnomalyRecord:
     severity: str
     detector: str
     explanation: dict[str, Any]
+    alert_key: SeriesKey | None = None  # what the alert is about when not the series (an entity)
+    alert_kind: str = "anomaly"
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint_of(self.alert_kind, self.alert_key or self.key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +76,7 @@ class AlertManager:
         """Open or update the alert of each record; returns each record's alert id, and the events."""
         by_fp: dict[str, list[int]] = {}
         for i, rec in enumerate(records):
-            by_fp.setdefault(fingerprint_of("anomaly", rec.key), []).append(i)
+            by_fp.setdefault(rec.fingerprint, []).append(i)
         alert_ids = [0] * len(records)
         events: list[AlertEvent] = []
         for fp, indices in by_fp.items():
@@ -99,10 +105,10 @@ class AlertManager:
         return events
 
     def _open(self, conn, fp, group, latest, worst, now) -> dict[str, Any]:
-        name, labels = latest.key
+        name, labels = latest.alert_key or latest.key
         row = {
             "fingerprint": fp,
-            "kind": "anomaly",
+            "kind": latest.alert_kind,
             "series_id": latest.series_id,
             "state": "firing",
             "severity": _severity_name(worst),
@@ -141,6 +147,12 @@ def _fmt(x: float | None) -> str:
 
 
 def _summary(rec: AnomalyRecord) -> str:
+    entity = rec.explanation.get("entity")
+    if entity is not None:
+        where = ",".join(f'{k}="{v}"' for k, v in entity["labels"].items())
+        top = ", ".join(f"{f} {share:.0%}" for f, share in list(entity["attributions"].items())[:3])
+        return (f"{{{where}}} is unlike its peers ({entity['rule']}, score {rec.score:.3f}); "
+                f"driven by {top}")[:1024]
     name, labels = rec.key
     where = ",".join(f'{k}="{v}"' for k, v in labels)
     return (

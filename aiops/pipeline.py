@@ -18,6 +18,7 @@ import numpy as np
 
 from aiops.alerts import AlertEvent, AlertManager, AnomalyRecord
 from aiops.detection import Detection, DetectionRouter
+from aiops.entities import EntityMonitor
 from aiops.store import StoreEngine, repository
 from aiops.telemetry import Telemetry
 from detectors import SEVERITIES, MetricBatch
@@ -46,6 +47,7 @@ class Pipeline:
         bus: Bus,
         registry: SeriesRegistry,
         detection: DetectionRouter,
+        entities: EntityMonitor | None = None,
         alerts: AlertManager,
         store: StoreEngine,
         telemetry: Telemetry,
@@ -56,6 +58,7 @@ class Pipeline:
         self.bus = bus
         self.registry = registry
         self.detection = detection
+        self.entities = entities
         self.alerts = alerts
         self.store = store
         self.telemetry = telemetry
@@ -108,6 +111,8 @@ class Pipeline:
         started = time.perf_counter()
         batch = MetricBatch.concat([item.batch for item in items])
         records = self._records(batch, self.detection.update(batch))
+        if self.entities is not None:
+            self.entities.observe(batch)
         self._persist(records, now)
         self.telemetry.points_processed.inc(len(batch))
         done = self.clock()
@@ -178,6 +183,10 @@ class Pipeline:
 
     def _housekeeping(self, now: float) -> None:
         self._last_housekeeping = now
+        if self.entities is not None and self.entities.enabled:
+            entity_anomalies = self.entities.tick(now)
+            if entity_anomalies:
+                self._persist(entity_anomalies, now)
         if not self.alerts.firing_count:
             return
         with self.store.begin() as conn:

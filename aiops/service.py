@@ -12,6 +12,7 @@ from pathlib import Path
 from aiops.alerts import AlertManager
 from aiops.config_loader import load_settings
 from aiops.detection import DetectionRouter, ReconfigureReport
+from aiops.entities import EntityMonitor
 from aiops.pipeline import Pipeline
 from aiops.settings import Settings
 from aiops.store import StoreEngine, repository
@@ -57,6 +58,7 @@ class Service:
             bus=self.bus,
             registry=self.registry,
             detection=self.detection,
+            entities=EntityMonitor(settings.detection.entities, self.registry),
             alerts=AlertManager(resolve_after_s=settings.alerting.resolve_after_s),
             store=self.store,
             telemetry=self.telemetry,
@@ -92,6 +94,8 @@ class Service:
         with self._reload_lock:
             new = load_settings(self.config_path)
             report = self.detection.reconfigure(new.detection, new.alerting)
+            if new.detection.entities != self.settings.detection.entities:  # entity models start afresh
+                self.pipeline.entities = EntityMonitor(new.detection.entities, self.registry)
             self.pipeline.alerts.resolve_after_s = new.alerting.resolve_after_s
             restart = [
                 name for name in type(new).model_fields

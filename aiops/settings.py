@@ -22,6 +22,7 @@ __all__ = [
     "DetectionRule",
     "DetectionSettings",
     "DetectorSpec",
+    "EntityRule",
     "IngestSettings",
     "LoggingSettings",
     "ServerSettings",
@@ -115,11 +116,34 @@ class DetectionRule(DetectorSpec):
         return text
 
 
+class EntityRule(_Section):
+    """Entities (e.g. hosts) whose metrics are judged together by an IsolationForest."""
+
+    name: str = Field(pattern=r"^[a-zA-Z0-9_.-]+$")
+    selector: str = Field("{}", description="which series may feed it")
+    group_by: list[str] = Field(min_length=1, description="labels that identify an entity, e.g. [host]")
+    features: list[str] = Field(min_length=2, description="metric names forming an entity's feature vector")
+    interval_s: float = Field(60.0, gt=0, description="how often each entity's latest values are scored")
+    refit_every_s: float = Field(600.0, gt=0, description="how often the forest is refit (in the background)")
+    history: int = Field(2048, ge=64, description="feature rows kept for training")
+    min_rows: int = Field(64, ge=8)
+    n_estimators: int = Field(100, ge=10, le=1000)
+    seed: int = 0
+    warning_score: float = Field(0.5, ge=0, le=1, description="isolation scores have long tails: 0.5, not 0.4")
+    critical_score: float = Field(0.7, ge=0, le=1)
+
+    @field_validator("selector")
+    @classmethod
+    def _parses(cls, text: str) -> str:
+        return DetectionRule._parses(text)
+
+
 class DetectionSettings(_Section):
     """Which detector watches which series: the first rule whose selector matches, else `default`."""
 
     default: DetectorSpec = DetectorSpec(detector="ensemble")
     rules: list[DetectionRule] = Field(default_factory=list)
+    entities: list[EntityRule] = Field(default_factory=list)
 
 
 class AlertingSettings(_Section):

@@ -7,7 +7,8 @@ Each row is one entity (a host, a pod) at one time; each column one of its metri
 The forest (scikit-learn) is refit from the recent rows kept in a bounded buffer, on a schedule the
 caller owns: `refit` is meant to run off the hot path, `score` is cheap. Scores go on the common scale
 by comparing an entity's isolation score with the distribution of isolation scores over the training
-rows (Gaussian upper tail). Every score comes with per-feature attributions: each split on a row's
+rows (Gaussian upper tail). Isolation scores of normal rows have a longer tail than a Gaussian, so
+entity rules alert from 0.5 by default rather than the series default of 0.4. Every score comes with per-feature attributions: each split on a row's
 path through a tree cuts the training rows around it from n_parent to n_child, log2(n_parent/n_child)
 bits of isolation, credited to the split's feature; shares of the total over all trees say *which*
 metrics made the host odd (a balanced split on a normal row gives each feature about the same).
@@ -58,13 +59,11 @@ class EntityDetector:
         self.seed = seed
         self._rows = np.empty((history, n_features))
         self._count = 0  # rows ever observed; the buffer holds the last min(count, history)
-        self._forest = None
-        self._train_mean = 0.0
-        self._train_std = 1.0
+        self._model: tuple | None = None  # (forest, mean and std of training isolation scores), swapped whole
 
     @property
     def ready(self) -> bool:
-        return self._forest is not None
+        return self._model is not None
 
     def observe(self, rows: np.ndarray) -> None:
         """Add complete rows (entities × features) to the training buffer; rows with NaN are skipped."""
@@ -93,33 +92,32 @@ class EntityDetector:
             n_estimators=self.n_estimators, max_samples=min(self.max_samples, len(rows)), random_state=self.seed
         ).fit(rows)
         train = -forest.score_samples(rows)
-        self._train_mean = float(train.mean())
-        self._train_std = float(max(train.std(), 1e-6))
-        self._forest = forest
+        self._model = (forest, float(train.mean()), float(max(train.std(), 1e-6)))
         return True
 
     def score(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Scores on the common scale and attributions (rows × features, each row summing to 1)."""
         rows = np.asarray(rows, dtype=float).reshape(-1, self.n_features)
         n = len(rows)
-        if self._forest is None or n == 0:
+        model = self._model
+        if model is None or n == 0:
             return np.zeros(n), np.zeros((n, self.n_features))
+        forest, train_mean, train_std = model
         complete = np.isfinite(rows).all(axis=1)
         scores = np.zeros(n)
         attributions = np.zeros((n, self.n_features))
         if complete.any():
             x = rows[complete]
-            isolation = -self._forest.score_samples(x)
-            z = (isolation - self._train_mean) / self._train_std
+            z = (-forest.score_samples(x) - train_mean) / train_std
             scores[complete] = [upper_tail_surprise(v) for v in z]  # per entity row, not per point
-            attributions[complete] = self._attributions(x)
+            attributions[complete] = self._attributions(forest, x)
         return scores, attributions
 
-    def _attributions(self, x: np.ndarray) -> np.ndarray:
+    def _attributions(self, forest, x: np.ndarray) -> np.ndarray:
         """Bits of isolation per feature along each tree's path, as shares of the total."""
         credit = np.zeros((len(x), self.n_features))
         rows = np.arange(len(x))
-        for tree, features in zip(self._forest.estimators_, self._forest.estimators_features_):
+        for tree, features in zip(forest.estimators_, forest.estimators_features_):
             t = tree.tree_
             node = np.zeros(len(x), dtype=np.int64)
             while True:  # a loop over depth levels, all rows at once
@@ -147,5 +145,5 @@ class EntityDetector:
         self._rows = np.empty((self.history, self.n_features))
         self._count = 0
         self.observe(rows)
-        self._forest = None
+        self._model = None
         self.refit()
