@@ -22,6 +22,7 @@ import numpy as np
 from aiops.matchers import Selector, parse_selector
 from aiops.settings import AlertingSettings, DetectionSettings, DetectorSpec
 from detectors import SEVERITIES, Detector, MetricBatch, Scores
+from detectors.counters import CounterRate
 from detectors.registry import DetectorRegistry, default_registry
 from ingest.registry import SeriesRegistry
 
@@ -35,6 +36,7 @@ class _Slot:
     key: str
     name: str
     detector: Detector
+    counter: CounterRate | None = None  # counters are scored by their per-second rate
     local_of: np.ndarray = field(default_factory=lambda: np.full(0, -1, dtype=np.int32))  # global → local id
     n_local: int = 0
 
@@ -72,6 +74,7 @@ class Detection:
     severity: np.ndarray
     explanations: dict[int, dict[str, Any]]
     detector_names: dict[int, str]
+    values: np.ndarray  # what was scored: the value, or a counter's per-second rate
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,13 @@ class DetectionRouter:
                 old = previous.get(key)
                 if old is not None:
                     kept += 1
-                self._slots.append(old or _Slot(key, spec.detector, self.detectors.create(spec.detector, **spec.params)))
+                fresh = _Slot(
+                    key,
+                    spec.detector,
+                    self.detectors.create(spec.detector, **spec.params),
+                    CounterRate() if spec.counter else None,
+                )
+                self._slots.append(old or fresh)
                 slots[key] = len(self._slots) - 1
             return slots[key]
 
@@ -179,7 +188,7 @@ class DetectionRouter:
         n = len(batch)
         sid = batch.series_id
         if n == 0:
-            return Detection(_empty(0), np.zeros(0, dtype=np.int8), {}, {})
+            return Detection(_empty(0), np.zeros(0, dtype=np.int8), {}, {}, np.zeros(0))
         if int(sid.max()) >= len(self._rule_of):
             self._route(np.unique(sid[sid >= len(self._rule_of)]))
         unseen = sid[self._rule_of[sid] < 0]
@@ -187,25 +196,35 @@ class DetectionRouter:
             self._route(np.unique(unseen))
         rules = self._rule_of[sid]
         slot_index = self._slot_index()[rules]
+        values = batch.value
         if len(self._slots) == 1:
             slot = self._slots[0]
-            scores = slot.detector.update(MetricBatch(slot.local_ids(sid), batch.ts, batch.value))
+            local = MetricBatch(slot.local_ids(sid), batch.ts, batch.value)
+            if slot.counter is not None:
+                local = slot.counter.apply(local)
+                values = local.value
+            scores = slot.detector.update(local)
             parts = [(0, slice(None), scores)]
         else:
             scores = _empty(n)
+            values = batch.value.copy()
             parts = []
             for k, slot in enumerate(self._slots):  # loop over detectors, not series
                 where = np.flatnonzero(slot_index == k)
                 if len(where) == 0:
                     continue
-                sub = slot.detector.update(MetricBatch(slot.local_ids(sid[where]), batch.ts[where], batch.value[where]))
+                local = MetricBatch(slot.local_ids(sid[where]), batch.ts[where], batch.value[where])
+                if slot.counter is not None:
+                    local = slot.counter.apply(local)
+                    values[where] = local.value
+                sub = slot.detector.update(local)
                 for name in ("score", "expected", "lower", "upper", "ready"):
                     getattr(scores, name)[where] = getattr(sub, name)
                 parts.append((k, where, sub))
         severity = (scores.score >= self._warning[rules]).astype(np.int8) + (scores.score >= self._critical[rules])
         severity[~scores.ready] = 0
         explanations, names = self._explain(severity, rules, parts)
-        return Detection(scores, severity, explanations, names)
+        return Detection(scores, severity, explanations, names, values)
 
     def _explain(self, severity, rules, parts) -> tuple[dict[int, dict[str, Any]], dict[int, str]]:
         explanations: dict[int, dict[str, Any]] = {}
@@ -218,6 +237,7 @@ class DetectionRouter:
                 components = {c: float(v[j]) for c, v in (sub.components or {}).items()}
                 explanations[i] = {
                     "detectors": components or {self._slots[k].name: float(sub.score[j])},
+                    **({"scored": "per-second rate of a counter"} if self._slots[k].counter is not None else {}),
                     "rule": rule.text,
                     "severity": SEVERITIES[severity[i]],
                     "thresholds": {"warning": rule.warning, "critical": rule.critical},

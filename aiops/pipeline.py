@@ -131,7 +131,7 @@ class Pipeline:
                     series_id=sid,
                     key=self.registry.key(sid),
                     ts=float(batch.ts[i]),
-                    value=float(batch.value[i]),
+                    value=float(found.values[i]),
                     expected=_opt(scores.expected[i]),
                     lower=_opt(scores.lower[i]),
                     upper=_opt(scores.upper[i]),

@@ -72,6 +72,7 @@ class DetectorSpec(_Section):
 
     detector: str = "ensemble"
     params: dict[str, Any] = Field(default_factory=dict)
+    counter: bool = Field(False, description="values only grow (resets aside): score their per-second rate")
     warning_score: float | None = Field(None, ge=0, le=1, description="default: alerting.warning_score")
     critical_score: float | None = Field(None, ge=0, le=1, description="default: alerting.critical_score")
 
@@ -100,7 +101,7 @@ class DetectorSpec(_Section):
 
     def key(self) -> str:
         """Identity of the detector this spec builds: equal keys keep learned state across reloads."""
-        return f"{self.detector}:{sorted(self.params.items())!r}"
+        return f"{self.detector}:{sorted(self.params.items())!r}:counter={self.counter}"
 
 
 class DetectionRule(DetectorSpec):

@@ -102,3 +102,20 @@ def test_detection_config_errors_name_line_and_field(tmp_path, yaml_text, path, 
         load_settings(file, environ={})
     issue = err.value.issues[0]
     assert issue.path == path and needle in issue.message and issue.line is not None
+
+
+def test_counter_rules_score_the_rate_and_a_reset_is_not_an_anomaly(series):
+    rules = [{"selector": "cpu", "detector": "ewma_zscore", "counter": True, "params": {"warmup": 5}}]
+    router = DetectionRouter(_settings(rules), AlertingSettings(warning_score=0.4), series)
+    total = 0.0
+    flagged = []
+    for t in range(300):
+        step = 50 + (t % 3)  # a counter growing ~50 per 10 s; at t=200 its process restarts
+        total = step if t == 200 else total + step
+        out = router.update(MetricBatch.from_arrays([2], [10.0 * t], [total]))
+        flagged.append(int(out.severity[0]))
+    assert sum(flagged) == 0  # steady growth and the reset raise nothing
+    total += 5000  # a burst: 5000 in one step
+    out = router.update(MetricBatch.from_arrays([2], [3000.0], [total]))
+    assert out.severity[0] > 0 and out.values[0] == pytest.approx(500.0 + 0.5, abs=1.0)
+    assert "counter" in out.explanations[0]["scored"]
