@@ -95,9 +95,11 @@ class Ensemble:
     def __init__(self, bins=24):
         self.level = Ewma(0.05)
         self.err_var, self.err_n = 0.0, 0
+        self.slow = Ewma(0.005)
+        self.slow_var, self.slow_n = 0.0, 0
         self.bins = bins
         self.day_mean, self.day_var, self.day_n = [0.0] * bins, [0.0] * bins, [0] * bins
-        self.cal = [[0.0, 0.0, 0.0, 0], [0.0, 0.0, 0.0, 0]]
+        self.cal = [[0.0, 0.0, 0.0, 0], [0.0, 0.0, 0.0, 0], [0.0, 0.0, 0.0, 0]]
         self.el = self.ed = None
         self.lo, self.hi, self.peak, self.n, self.first = math.inf, -math.inf, 0.0, 0, None
 
@@ -127,9 +129,18 @@ class Ensemble:
             self.err_var = max((1 - b) * self.err_var + b * err * err, (1e-3 * abs(before)) ** 2)
             self.err_n += 1
         self.level.step(t, x)
+        zs = 0.0
+        if self.slow.n:
+            err = x - self.slow.mean
+            if self.slow_n >= 2:
+                zs = min(abs(err) / max(math.sqrt(self.slow_var), 1e-9), 10.0)
+            b = max(0.01, 1 / (self.slow_n + 1))
+            self.slow_var = max((1 - b) * self.slow_var + b * err * err, (1e-3 * abs(self.slow.mean)) ** 2)
+            self.slow_n += 1
+        self.slow.step(t, x)
         spread = self.hi - self.lo
         k = int((t % 86400) / 86400 * self.bins)
-        s = self._calibrated(self.cal[0], z)
+        s = max(self._calibrated(self.cal[0], z), self._calibrated(self.cal[2], zs))
         if self.day_n[k]:
             e = x - self.day_mean[k]
             if self.day_n[k] >= 3:

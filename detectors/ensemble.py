@@ -3,7 +3,9 @@
 Use it when nothing is known about a series; it is what `aiops score` and the NAB benchmark run.
 
 Members, all updated in one compiled pass over the batch:
-- **level**: the error of an EWMA forecast, in standard deviations of its own past errors.
+- **level**: the error of an EWMA forecast, in standard deviations of its own past errors; and
+  **slow level**, the same with a slow EWMA (`slow_alpha`), which still sees a gradual drift or a
+  sustained shift after the fast forecast has followed it.
 - **seasonal**: the error of a time-of-day profile (UTC bins, each with its own mean and variance).
   It only counts for a series where the profile forecasts clearly better than the level (its mean
   absolute error below `seasonal_ratio` times the level's), so it stays silent on series without a
@@ -42,7 +44,9 @@ _N, _LV_M, _LV_EV, _LV_EN, _LV_SEEN = 0, 1, 2, 3, 4
 _CL = 5  # level calibration: short mean, long mean, long variance, count
 _CD = 9  # seasonal calibration
 _EL, _ED, _LO, _HI, _PEAK, _FIRST = 13, 14, 15, 16, 17, 18
-_DAY = 19  # then (mean, variance, count) of each day bin, side by side: one cache line per visit
+_SL_M, _SL_EV, _SL_EN = 19, 20, 21  # slow level: mean, error variance, error count
+_CS = 22  # slow-level calibration
+_DAY = 26  # then (mean, variance, count) of each day bin, side by side: one cache line per visit
 _DAY_SECONDS = 86400.0
 
 
@@ -62,9 +66,25 @@ def _calibrated(row, at, raw, short, long):
     return level
 
 
+@numba.njit(inline="always", cache=True)
+def _forecast_z(row, at, v, seen, alpha, err_alpha):
+    """Standardized error of the EWMA forecast kept at row[at:at+3] (mean, error variance, error
+    count) for value `v`, then learn from it; 0 until two errors are known."""
+    mean = row[at]
+    err = v - mean
+    z = 0.0
+    if row[at + 2] >= 2.0:
+        z = min(abs(err) / max(math.sqrt(row[at + 1]), 1e-9), 10.0)
+    b = max(err_alpha, 1.0 / (row[at + 2] + 1.0))
+    row[at + 1] = max((1.0 - b) * row[at + 1] + b * err * err, (1e-3 * abs(mean)) ** 2)
+    row[at + 2] += 1.0
+    row[at] = mean + max(alpha, 1.0 / (seen + 1.0)) * err
+    return z
+
+
 @numba.njit(cache=True, nogil=True)
 def _ensemble_kernel(
-    order, sid, ts, x, state, alpha, err_alpha, short, long, day_bins, season_alpha, seasonal_ratio, selection_alpha,
+    order, sid, ts, x, state, alpha, slow_alpha, err_alpha, short, long, day_bins, season_alpha, seasonal_ratio, selection_alpha,
     range_margin, range_score, range_after_s, onset_decay, onset_only, warmup, band, min_std, rel_min_std,
     score, expected, lower, upper, ready, c_level, c_seasonal, c_range,
 ):  # fmt: skip
@@ -77,28 +97,23 @@ def _ensemble_kernel(
         seen = row[_N]
         if seen == 0.0:
             row[_FIRST] = ts[i]
-        # level member
+        # level members, fast and slow
         z_level = 0.0
+        z_slow = 0.0
         level_before = row[_LV_M]
         had_level = row[_LV_SEEN] > 0.0
-        sd_level = 0.0
+        sd_level = max(math.sqrt(row[_LV_EV]), 1e-9)
         if had_level:
-            err = v - level_before
-            sd_level = max(math.sqrt(row[_LV_EV]), 1e-9)
-            if row[_LV_EN] >= 2.0:
-                z_level = min(abs(err) / sd_level, 10.0)
-            b = max(err_alpha, 1.0 / (row[_LV_EN] + 1.0))
-            row[_LV_EV] = max((1.0 - b) * row[_LV_EV] + b * err * err, (1e-3 * abs(level_before)) ** 2)
-            row[_LV_EN] += 1.0
-            a = max(alpha, 1.0 / (seen + 1.0))
-            row[_LV_M] = level_before + a * err
+            z_level = _forecast_z(row, _LV_M, v, seen, alpha, err_alpha)
+            z_slow = _forecast_z(row, _SL_M, v, seen, slow_alpha, err_alpha)
         else:
             row[_LV_M] = v
+            row[_SL_M] = v
             row[_LV_SEEN] = 1.0
         spread = row[_HI] - row[_LO]
         # seasonal member
-        days = ts[i] * (1.0 / _DAY_SECONDS)
-        k = _DAY + 3 * min(int((days - math.floor(days)) * day_bins), day_bins - 1)  # floor, not a slow fmod
+        second = ts[i] - _DAY_SECONDS * math.floor(ts[i] / _DAY_SECONDS)  # floor, not a slow fmod; exact
+        k = _DAY + 3 * min(int(second * day_bins / _DAY_SECONDS), day_bins - 1)  # for whole seconds
         day_mean = row[k]
         day_count = row[k + 2]
         z_day = -1.0
@@ -116,7 +131,7 @@ def _ensemble_kernel(
             row[k] = v
         row[k + 2] = day_count + 1.0
         # calibrate and combine
-        s_level = _calibrated(row, _CL, z_level, short, long)
+        s_level = max(_calibrated(row, _CL, z_level, short, long), _calibrated(row, _CS, z_slow, short, long))
         s = s_level
         s_season = 0.0
         seasonal = False
@@ -158,7 +173,8 @@ def _ensemble_kernel(
 class DefaultEnsemble(RowStateDetector):
     """Level + seasonal + range members, anomaly-likelihood calibration, one alarm per episode.
 
-    alpha, err_alpha: learning rates of the level forecast and of its error variance.
+    alpha, slow_alpha, err_alpha: learning rates of the fast and slow level forecasts and of their
+    error variances.
     short, long: learning rates of the calibration's short average and long-run distribution.
     day_bins, season_alpha: the time-of-day profile's bins (UTC) and per-visit learning rate.
     seasonal_ratio, selection_alpha: the profile counts when its mean absolute error (learned at
@@ -166,7 +182,7 @@ class DefaultEnsemble(RowStateDetector):
     range_margin, range_score, range_after_s: a value beyond the range seen so far by this fraction
     of it scores `range_score`, once the series has been watched for `range_after_s` seconds.
     onset_only, onset_half_life: one alarm per episode (see the module docstring).
-    warmup: points before anything may score. State: 19 + 3·day_bins floats per series.
+    warmup: points before anything may score. State: 26 + 3·day_bins floats per series.
     """
 
     name = "ensemble"
@@ -174,6 +190,7 @@ class DefaultEnsemble(RowStateDetector):
     def __init__(
         self,
         alpha: float = 0.05,
+        slow_alpha: float = 0.005,
         err_alpha: float = 0.01,
         short: float = 0.05,
         long: float = 0.001,
@@ -197,6 +214,7 @@ class DefaultEnsemble(RowStateDetector):
         self.width = _DAY + 3 * day_bins
         super().__init__(warmup=warmup, **common)
         self.alpha = check_unit_interval("alpha", alpha)
+        self.slow_alpha = check_unit_interval("slow_alpha", slow_alpha)
         self.err_alpha = check_unit_interval("err_alpha", err_alpha)
         self.short = check_unit_interval("short", short)
         self.long = check_unit_interval("long", long)
@@ -233,7 +251,7 @@ class DefaultEnsemble(RowStateDetector):
         self._ensure(int(batch.series_id.max()) + 1)
         _ensemble_kernel(
             row_order(batch.series_id, self._n_series), batch.series_id, batch.ts, batch.value, self._state,
-            self.alpha, self.err_alpha, self.short, self.long, self.day_bins, self.season_alpha,
+            self.alpha, self.slow_alpha, self.err_alpha, self.short, self.long, self.day_bins, self.season_alpha,
             self.seasonal_ratio, self.selection_alpha, self.range_margin, self.range_score, self.range_after_s,
             0.5 ** (1.0 / self.onset_half_life), self.onset_only, float(self.warmup),
             self.band_sigmas, self.min_std, self.rel_min_std,
