@@ -95,7 +95,7 @@ class Ensemble:
     def __init__(self, bins=24):
         self.level = Ewma(0.05)
         self.err_var, self.err_n = 0.0, 0
-        self.slow = Ewma(0.005)
+        self.slow = Ewma(0.0005)
         self.slow_var, self.slow_n = 0.0, 0
         self.bins = bins
         self.day_mean, self.day_var, self.day_n = [0.0] * bins, [0.0] * bins, [0] * bins

@@ -190,7 +190,7 @@ class DefaultEnsemble(RowStateDetector):
     def __init__(
         self,
         alpha: float = 0.05,
-        slow_alpha: float = 0.005,
+        slow_alpha: float = 0.0005,
         err_alpha: float = 0.01,
         short: float = 0.05,
         long: float = 0.001,
