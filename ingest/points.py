@@ -76,7 +76,8 @@ class PointDecoder:
         self.registry = registry
         self.max_future_skew_s = max_future_skew_s
         self._fast = msgspec.json.Decoder(_Envelope | list[_Point])
-        self._raw_ids: dict[tuple[str, bytes], int] = {}
+        self._raw_ids: dict[str, dict[bytes, int]] = {}  # name → raw labels JSON → id
+        self._cached = 0
 
     def decode(self, body: bytes, now: float) -> DecodedPoints:
         try:
@@ -93,8 +94,9 @@ class PointDecoder:
     def _decode_fast(self, points: list[_Point], now: float) -> DecodedPoints:
         n = len(points)
         rejected: list[Rejection] = []
-        get = self._raw_ids.get
-        ids = np.array([get((p.name, bytes(p.labels)), -1) for p in points], dtype=np.int64)
+        by_name = self._raw_ids
+        empty: dict[bytes, int] = {}
+        ids = np.array([by_name.get(p.name, empty).get(bytes(p.labels), -1) for p in points], dtype=np.int64)
         for i in np.flatnonzero(ids < 0):  # series not seen in this form before
             p = points[i]
             ids[i] = self._intern_raw(int(i), p.name, p.labels, rejected)
@@ -106,9 +108,11 @@ class PointDecoder:
         labels = msgspec.json.decode(raw)
         sid = self._intern(index, name, labels, rejected)
         if sid >= 0:
-            if len(self._raw_ids) > 1_000_000:
+            self._cached += 1
+            if self._cached > 1_000_000:  # bounded: spellings of labels are the client's to choose
                 self._raw_ids.clear()
-            self._raw_ids[(name, bytes(raw))] = sid
+                self._cached = 0
+            self._raw_ids.setdefault(name, {})[bytes(raw)] = sid
         return sid
 
     # -- slow path: item by item -----------------------------------------------------------------
