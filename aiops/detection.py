@@ -22,6 +22,7 @@ import numpy as np
 from aiops.matchers import Selector, parse_selector
 from aiops.settings import AlertingSettings, DetectionSettings, DetectorSpec
 from detectors import SEVERITIES, Detector, MetricBatch, Scores
+from detectors.calibration import Calibrated
 from detectors.counters import CounterRate
 from detectors.registry import DetectorRegistry, default_registry
 from ingest.registry import SeriesRegistry
@@ -114,10 +115,11 @@ class DetectionRouter:
                 old = previous.get(key)
                 if old is not None:
                     kept += 1
+                detector = self.detectors.create(spec.detector, **spec.params)
                 fresh = _Slot(
                     key,
                     spec.detector,
-                    self.detectors.create(spec.detector, **spec.params),
+                    Calibrated(detector) if spec.calibrate else detector,
                     CounterRate() if spec.counter else None,
                 )
                 self._slots.append(old or fresh)

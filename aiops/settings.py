@@ -73,6 +73,7 @@ class DetectorSpec(_Section):
     detector: str = "ensemble"
     params: dict[str, Any] = Field(default_factory=dict)
     counter: bool = Field(False, description="values only grow (resets aside): score their per-second rate")
+    calibrate: bool = Field(False, description="calibrate scores against each series' own score history")
     warning_score: float | None = Field(None, ge=0, le=1, description="default: alerting.warning_score")
     critical_score: float | None = Field(None, ge=0, le=1, description="default: alerting.critical_score")
 
@@ -101,7 +102,7 @@ class DetectorSpec(_Section):
 
     def key(self) -> str:
         """Identity of the detector this spec builds: equal keys keep learned state across reloads."""
-        return f"{self.detector}:{sorted(self.params.items())!r}:counter={self.counter}"
+        return f"{self.detector}:{sorted(self.params.items())!r}:counter={self.counter}:calibrate={self.calibrate}"
 
 
 class DetectionRule(DetectorSpec):

@@ -14,11 +14,10 @@ Members, all updated in one compiled pass over the batch:
   the series has been watched for `range_after_s` (a day: before a whole daily cycle has been seen,
   every morning's rise would be a new record).
 
-Calibration: a raw error is not yet a probability, and series differ in how noisy they are. As in
-Numenta's anomaly likelihood (Ahmad et al., Neurocomputing 2017), each member's error is averaged
-over a short horizon and compared with the long-run distribution of that average; the Gaussian tail
-probability of the comparison goes on the common scale (−log10 p / 10). A sustained change thus
-scores higher than a single noisy point of the same size.
+Calibration: a raw error is not yet a probability, and series differ in how noisy they are. Each
+member's error goes through `detectors.calibration.likelihood` (Numenta's anomaly likelihood): a
+short average compared with its own long-run distribution, as a tail probability on the common
+scale. A sustained change thus scores higher than a single noisy point of the same size.
 
 One alarm per episode: with `onset_only`, a point scores only when its score rises above the
 recent peak (which halves every `onset_half_life` points), so an anomaly that persists raises one
@@ -33,8 +32,9 @@ import math
 import numba
 import numpy as np
 
-from detectors._numeric import floored, upper_tail_surprise, write_band
+from detectors._numeric import floored, write_band
 from detectors._state import RowStateDetector, check_unit_interval, empty_scores, row_order
+from detectors.calibration import likelihood
 from detectors.types import MetricBatch, Scores
 
 __all__ = ["DefaultEnsemble"]
@@ -48,22 +48,6 @@ _SL_M, _SL_EV, _SL_EN = 19, 20, 21  # slow level: mean, error variance, error co
 _CS = 22  # slow-level calibration
 _DAY = 26  # then (mean, variance, count) of each day bin, side by side: one cache line per visit
 _DAY_SECONDS = 86400.0
-
-
-@numba.njit(inline="always", cache=True)
-def _calibrated(row, at, raw, short, long):
-    """Update one member's calibration with `raw`; its score on the common scale."""
-    row[at] += short * (raw - row[at])
-    n = row[at + 3]
-    level = 0.0
-    if n >= 2.0:
-        level = upper_tail_surprise((row[at] - row[at + 1]) / max(math.sqrt(row[at + 2]), 1e-3))
-    b = max(long, 1.0 / (n + 1.0))
-    d = row[at] - row[at + 1]
-    row[at + 1] += b * d
-    row[at + 2] = (1.0 - b) * (row[at + 2] + b * d * d)
-    row[at + 3] = n + 1.0
-    return level
 
 
 @numba.njit(inline="always", cache=True)
@@ -131,12 +115,12 @@ def _ensemble_kernel(
             row[k] = v
         row[k + 2] = day_count + 1.0
         # calibrate and combine
-        s_level = max(_calibrated(row, _CL, z_level, short, long), _calibrated(row, _CS, z_slow, short, long))
+        s_level = max(likelihood(row, _CL, z_level, short, long), likelihood(row, _CS, z_slow, short, long))
         s = s_level
         s_season = 0.0
         seasonal = False
         if z_day >= 0.0:
-            s_day = _calibrated(row, _CD, z_day, short, long)
+            s_day = likelihood(row, _CD, z_day, short, long)
             seasonal = math.isfinite(row[_EL]) and math.isfinite(row[_ED]) and row[_ED] < seasonal_ratio * row[_EL]
             if seasonal:
                 s_season = s_day
