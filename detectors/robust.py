@@ -38,13 +38,10 @@ def _robust_kernel(sid, ts, x, state, window, warmup, band, min_std, rel_min_std
         if filled > 0:
             for k in range(filled):
                 scratch[k] = row[_HEAD + k]
-            part = scratch[:filled]
-            part.sort()
-            median = _sorted_median(part, filled)
+            median = _median(scratch, filled)
             for k in range(filled):
-                part[k] = abs(part[k] - median)
-            part.sort()
-            std = floored(_MAD_TO_STD * _sorted_median(part, filled), median, min_std, rel_min_std)
+                scratch[k] = abs(scratch[k] - median)
+            std = floored(_MAD_TO_STD * _median(scratch, filled), median, min_std, rel_min_std)
             score[i] = gaussian_surprise(directional(v - median, low, high) / std)
             write_band(i, median, std, band, expected, lower, upper)
             ready[i] = count >= warmup
@@ -55,9 +52,42 @@ def _robust_kernel(sid, ts, x, state, window, warmup, band, min_std, rel_min_std
 
 
 @numba.njit(inline="always", cache=True)
-def _sorted_median(values, n):
+def _select(values, n, k):
+    """The k-th smallest of values[:n] (Hoare's quickselect, in place): O(n) instead of a sort."""
+    left, right = 0, n - 1
+    while left < right:
+        pivot = values[(left + right) // 2]
+        i, j = left, right
+        while i <= j:
+            while values[i] < pivot:
+                i += 1
+            while values[j] > pivot:
+                j -= 1
+            if i <= j:
+                values[i], values[j] = values[j], values[i]
+                i += 1
+                j -= 1
+        if k <= j:
+            right = j
+        elif k >= i:
+            left = i
+        else:
+            break
+    return values[k]
+
+
+@numba.njit(inline="always", cache=True)
+def _median(values, n):
+    """Median of values[:n]; reorders them."""
     mid = n // 2
-    return values[mid] if n % 2 else 0.5 * (values[mid - 1] + values[mid])
+    upper = _select(values, n, mid)
+    if n % 2:
+        return upper
+    below = values[0]
+    for k in range(1, mid):  # after selection, values[:mid] are all <= the mid-th: take their max
+        if values[k] > below:
+            below = values[k]
+    return 0.5 * (below + upper)
 
 
 class RobustMad(RowStateDetector):
