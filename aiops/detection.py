@@ -247,6 +247,45 @@ class DetectionRouter:
                 names[i] = self._slots[k].name
         return explanations, names
 
+    def state_dict(self) -> dict[str, Any]:
+        """Every slot's learned state, keyed by its spec (see `load_state_dict`)."""
+        with self._lock:
+            return {
+                "version": 1,
+                "slots": [
+                    {
+                        "key": slot.key,
+                        "detector": slot.detector.state_dict(),
+                        "counter": slot.counter.state_dict() if slot.counter is not None else None,
+                        "local_of": slot.local_of.copy(),
+                        "n_local": slot.n_local,
+                    }
+                    for slot in self._slots
+                ],
+            }
+
+    def load_state_dict(self, state: dict[str, Any]) -> int:
+        """Restore the slots whose spec is configured now; returns how many were restored.
+
+        Slots of specs no longer configured are dropped: their series warm up under the new ones.
+        """
+        if state.get("version") != 1:
+            raise ValueError(f"unsupported detection state version {state.get('version')!r}")
+        restored = 0
+        with self._lock:
+            by_key = {slot.key: slot for slot in self._slots}
+            for saved in state["slots"]:
+                slot = by_key.get(saved["key"])
+                if slot is None:
+                    continue
+                slot.detector.load_state_dict(saved["detector"])
+                if slot.counter is not None and saved["counter"] is not None:
+                    slot.counter.load_state_dict(saved["counter"])
+                slot.local_of = np.array(saved["local_of"], dtype=np.int32)
+                slot.n_local = int(saved["n_local"])
+                restored += 1
+        return restored
+
     def state_bytes(self) -> int:
         return sum(getattr(s.detector, "state_bytes_per_series", lambda: 0)() * s.n_local for s in self._slots)
 

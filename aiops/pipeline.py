@@ -22,14 +22,16 @@ from aiops.entities import EntityMonitor
 from aiops.store import StoreEngine, repository
 from aiops.telemetry import Telemetry
 from detectors import SEVERITIES, MetricBatch
+from detectors.checkpoint import CheckpointError, pack, unpack
 from ingest.bus import Bus
 from ingest.registry import SeriesRegistry
 
-__all__ = ["IngestItem", "Pipeline", "METRICS_TOPIC"]
+__all__ = ["CHECKPOINT_NAME", "IngestItem", "Pipeline", "METRICS_TOPIC"]
 
 log = logging.getLogger(__name__)
 
 METRICS_TOPIC = "metrics"
+CHECKPOINT_NAME = "detection"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,7 @@ class Pipeline:
         clock: Callable[[], float] = time.time,
         max_coalesce: int = 64,
         housekeeping_every_s: float = 1.0,
+        checkpoint_every_s: float = 300.0,
     ) -> None:
         self.bus = bus
         self.registry = registry
@@ -65,6 +68,8 @@ class Pipeline:
         self.clock = clock
         self.max_coalesce = max_coalesce
         self.housekeeping_every_s = housekeeping_every_s
+        self.checkpoint_every_s = checkpoint_every_s
+        self._last_checkpoint = clock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_housekeeping = 0.0
@@ -77,6 +82,9 @@ class Pipeline:
     def start(self) -> None:
         with self.store.begin() as conn:
             self.alerts.load(conn)
+            saved = repository.load_checkpoint(conn, CHECKPOINT_NAME)
+        if saved is not None:
+            self._restore(*saved)
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="aiops-pipeline", daemon=True)
         self._thread.start()
@@ -90,6 +98,24 @@ class Pipeline:
         if drain:
             while self.run_once(timeout=0.0):
                 pass
+        self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Save what the detectors learned, so a restart resumes warm instead of warming up again."""
+        now = self.clock()
+        data = pack(self.detection.state_dict())
+        with self.store.begin() as conn:
+            repository.save_checkpoint(conn, CHECKPOINT_NAME, data, now)
+        self._last_checkpoint = now
+        log.info("detector state saved", extra={"bytes": len(data)})
+
+    def _restore(self, data: bytes, saved_at: float) -> None:
+        try:
+            restored = self.detection.load_state_dict(unpack(data))
+        except (CheckpointError, ValueError, KeyError) as exc:  # an old or damaged checkpoint: start cold
+            log.warning("detector state not restored: %s", exc)
+            return
+        log.info("detector state restored", extra={"detectors": restored, "saved_at": saved_at})
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -183,6 +209,8 @@ class Pipeline:
 
     def _housekeeping(self, now: float) -> None:
         self._last_housekeeping = now
+        if self.checkpoint_every_s and now - self._last_checkpoint >= self.checkpoint_every_s:
+            self.checkpoint()
         if self.entities is not None and self.entities.enabled:
             entity_anomalies = self.entities.tick(now)
             if entity_anomalies:

@@ -59,6 +59,7 @@ class Service:
             registry=self.registry,
             detection=self.detection,
             entities=EntityMonitor(settings.detection.entities, self.registry),
+            checkpoint_every_s=settings.detection.checkpoint_every_s,
             alerts=AlertManager(resolve_after_s=settings.alerting.resolve_after_s),
             store=self.store,
             telemetry=self.telemetry,

@@ -146,6 +146,9 @@ class DetectionSettings(_Section):
     default: DetectorSpec = DetectorSpec(detector="ensemble")
     rules: list[DetectionRule] = Field(default_factory=list)
     entities: list[EntityRule] = Field(default_factory=list)
+    checkpoint_every_s: float = Field(
+        300.0, ge=0, description="save learned detector state to the store this often (and at shutdown); 0: only at shutdown"
+    )
 
 
 class AlertingSettings(_Section):

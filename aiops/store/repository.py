@@ -7,9 +7,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, insert, select, update
+from sqlalchemy import Connection, and_, delete, exists, insert, select, update
 
-from aiops.store.schema import alerts, anomalies, audit_log, series, series_labels
+from aiops.store.schema import alerts, anomalies, audit_log, checkpoints, series, series_labels
 from ingest.registry import SeriesKey
 
 __all__ = [
@@ -26,7 +26,9 @@ __all__ = [
     "list_alerts",
     "list_anomalies",
     "list_audit",
+    "load_checkpoint",
     "load_series",
+    "save_checkpoint",
     "update_alert",
 ]
 
@@ -174,6 +176,20 @@ def list_audit(conn: Connection, q: ListQuery) -> Page:
     if q.end is not None:
         conditions.append(audit_log.c.ts <= q.end)
     return _page(conn, select(audit_log).where(*conditions), audit_log.c.id, q)
+
+
+# -- checkpoints --------------------------------------------------------------------------------
+
+
+def save_checkpoint(conn: Connection, name: str, data: bytes, now: float) -> None:
+    """Replace the checkpoint called `name` (delete + insert: the same on SQLite and PostgreSQL)."""
+    conn.execute(delete(checkpoints).where(checkpoints.c.name == name))
+    conn.execute(insert(checkpoints), [{"name": name, "created_at": now, "data": data}])
+
+
+def load_checkpoint(conn: Connection, name: str) -> tuple[bytes, float] | None:
+    row = conn.execute(select(checkpoints.c.data, checkpoints.c.created_at).where(checkpoints.c.name == name)).first()
+    return (bytes(row.data), row.created_at) if row else None
 
 
 def _page(conn: Connection, stmt, id_col, q: ListQuery) -> Page:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    LargeBinary,
     Column,
     Float,
     ForeignKey,
@@ -21,7 +22,7 @@ from sqlalchemy import (
     text,
 )
 
-__all__ = ["metadata", "series", "series_labels", "anomalies", "alerts", "audit_log"]
+__all__ = ["metadata", "series", "series_labels", "anomalies", "alerts", "audit_log", "checkpoints"]
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets 64-bit ids.
 Id = BigInteger().with_variant(Integer(), "sqlite")
@@ -107,4 +108,12 @@ audit_log = Table(
     Column("action", String(64), nullable=False),
     Column("subject", String(256), nullable=False),
     Column("detail", JSON, nullable=False),
+)
+
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("name", String(128), primary_key=True),  # e.g. "detection"; later one per Kafka partition
+    Column("created_at", Float, nullable=False),
+    Column("data", LargeBinary, nullable=False),  # detectors.checkpoint.pack: npz, no pickle
 )

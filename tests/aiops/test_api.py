@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from aiops.api import create_app
 from aiops.config_loader import load_settings
 from aiops.service import Service
+from detectors import MetricBatch
 
 
 def _service(store_url: str, tmp_path, **env: str) -> Service:
@@ -192,3 +193,29 @@ def test_config_reload_applies_detection_live_and_rejects_a_bad_file(tmp_path, s
         assert bad.status_code == 422
         assert bad.json()["errors"][0]["field"] == "detection.default.detector" and bad.json()["errors"][0]["line"] == 3
         assert service.settings.alerting.resolve_after_s == 60  # the bad file changed nothing
+
+
+def test_a_restart_resumes_with_the_detectors_warm(store_url, tmp_path):
+    start = time.time() - 3600
+    rng = np.random.default_rng(4)
+    history = _series("lat", "a", 10 + rng.normal(0, 0.1, 100), start)
+    with TestClient(create_app(_service(store_url, tmp_path))) as client:
+        client.post("/api/v1/metrics", json=history)
+        _wait_for(lambda: client.get("/metrics").text, lambda t: "aiops_pipeline_points_total 100.0" in t)
+    service = _service(store_url, tmp_path)  # a new process on the same store
+    with TestClient(create_app(service)):
+        found = service.detection.update(MetricBatch.from_arrays([0], [start + 2000], [30.0]))
+    assert found.scores.ready[0] and found.severity[0] == 2  # no new warm-up: the spike is seen at once
+
+
+def test_a_damaged_checkpoint_is_ignored(store_url, tmp_path):
+    from aiops.pipeline import CHECKPOINT_NAME
+    from aiops.store import repository
+
+    with TestClient(create_app(_service(store_url, tmp_path))) as client:
+        client.post("/api/v1/metrics", json=[{"name": "m", "value": 1.0}])
+    service = _service(store_url, tmp_path)
+    with service.store.begin() as conn:
+        repository.save_checkpoint(conn, CHECKPOINT_NAME, b"garbage", 1.0)
+    with TestClient(create_app(service)) as client:
+        assert client.get("/readyz").status_code == 200  # started cold, and serves
