@@ -190,7 +190,7 @@ class DetectionRouter:
         n = len(batch)
         sid = batch.series_id
         if n == 0:
-            return Detection(_empty(0), np.zeros(0, dtype=np.int8), {}, {}, np.zeros(0))
+            return Detection(Scores.empty(0), np.zeros(0, dtype=np.int8), {}, {}, np.zeros(0))
         if int(sid.max()) >= len(self._rule_of):
             self._route(np.unique(sid[sid >= len(self._rule_of)]))
         unseen = sid[self._rule_of[sid] < 0]
@@ -208,7 +208,7 @@ class DetectionRouter:
             scores = slot.detector.update(local)
             parts = [(0, slice(None), scores)]
         else:
-            scores = _empty(n)
+            scores = Scores.empty(n)
             values = batch.value.copy()
             parts = []
             for k, slot in enumerate(self._slots):  # loop over detectors, not series
@@ -286,9 +286,3 @@ class DetectionRouter:
                 restored += 1
         return restored
 
-    def state_bytes(self) -> int:
-        return sum(getattr(s.detector, "state_bytes_per_series", lambda: 0)() * s.n_local for s in self._slots)
-
-
-def _empty(n: int) -> Scores:
-    return Scores(np.zeros(n), np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, dtype=bool))

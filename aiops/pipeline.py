@@ -73,7 +73,6 @@ class Pipeline:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_housekeeping = 0.0
-        self.events: list[AlertEvent] = []  # the most recent alert events, for logs and tests
 
     @property
     def running(self) -> bool:
@@ -227,7 +226,6 @@ class Pipeline:
             self.telemetry.alert_events.labels(event=e.event).inc()
             if e.event != "updated":
                 log.info("alert %s: %s", e.event, e.summary, extra={"alert_id": e.alert_id, "severity": e.severity})
-        self.events = (self.events + events)[-1000:]
 
 
 def _opt(x: float) -> float | None:

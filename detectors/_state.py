@@ -22,7 +22,7 @@ import numpy as np
 from detectors._numeric import DIRECTIONS
 from detectors.types import MetricBatch, Scores
 
-__all__ = ["RowStateDetector", "check_unit_interval", "empty_scores", "row_order"]
+__all__ = ["RowStateDetector", "check_unit_interval", "row_order"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -43,16 +43,6 @@ def row_order(series_id: np.ndarray, n_series: int) -> np.ndarray:
         order[counts[s]] = i
         counts[s] += 1
     return order
-
-
-def empty_scores(n: int) -> Scores:
-    return Scores(
-        score=np.zeros(n),
-        expected=np.full(n, np.nan),
-        lower=np.full(n, np.nan),
-        upper=np.full(n, np.nan),
-        ready=np.zeros(n, dtype=bool),
-    )
 
 
 def check_unit_interval(name: str, value: float) -> float:
@@ -117,7 +107,7 @@ class RowStateDetector(ABC):
 
     def update(self, batch: MetricBatch) -> Scores:
         n = len(batch)
-        out = empty_scores(n)
+        out = Scores.empty(n)
         if n == 0:
             return out
         self._ensure(int(batch.series_id.max()) + 1)

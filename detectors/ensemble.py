@@ -33,7 +33,7 @@ import numba
 import numpy as np
 
 from detectors._numeric import floored, write_band
-from detectors._state import RowStateDetector, check_unit_interval, empty_scores, row_order
+from detectors._state import RowStateDetector, check_unit_interval, row_order
 from detectors.calibration import likelihood
 from detectors.types import MetricBatch, Scores
 
@@ -227,7 +227,7 @@ class DefaultEnsemble(RowStateDetector):
 
     def update(self, batch: MetricBatch) -> Scores:
         n = len(batch)
-        out = empty_scores(n)
+        out = Scores.empty(n)
         components = {"level": np.zeros(n), "seasonal": np.zeros(n), "range": np.zeros(n)}
         out = Scores(out.score, out.expected, out.lower, out.upper, out.ready, components)
         if n == 0:

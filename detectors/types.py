@@ -81,3 +81,8 @@ class Scores:
     upper: np.ndarray
     ready: np.ndarray  # bool
     components: dict[str, np.ndarray] | None = None  # an ensemble's per-detector contributions
+
+    @classmethod
+    def empty(cls, n: int) -> Scores:
+        """Scores of `n` points nothing could be said about yet: 0, no band, not ready."""
+        return cls(np.zeros(n), np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, dtype=bool))
