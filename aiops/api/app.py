@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from aiops import __version__
-from aiops.api.routers import alerts, anomalies, config, health, ingest
+from aiops.api.routers import alerts, anomalies, config, events, health, ingest
 from aiops.api.routers.ingest import IngestFastPath
 from aiops.service import Service
 
@@ -45,7 +45,7 @@ def create_app(service: Service, on_started: list[Hook] | None = None) -> FastAP
         lifespan=lifespan,
     )
     app.state.service = service
-    for module in (health, ingest, anomalies, alerts, config):
+    for module in (health, ingest, anomalies, alerts, events, config):
         app.include_router(module.router)
     app.add_middleware(IngestFastPath, service=service)
 
@@ -58,6 +58,8 @@ def create_app(service: Service, on_started: list[Hook] | None = None) -> FastAP
         errors = exc.errors()
         first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
         field = ".".join(str(p) for p in first["loc"])
+        if first.get("type") == "json_invalid":  # not JSON at all: 400, as for ingest
+            return JSONResponse({"detail": f"malformed JSON: {first['msg']}", "field": "body"}, 400)
         return JSONResponse(
             {"detail": f"{field}: {first['msg']}", "field": field, "errors": [
                 {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in errors

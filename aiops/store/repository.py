@@ -9,7 +9,16 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, exists, insert, select, update
 
-from aiops.store.schema import alerts, anomalies, audit_log, checkpoints, series, series_labels
+from aiops.store.schema import (
+    alerts,
+    anomalies,
+    audit_log,
+    change_event_labels,
+    change_events,
+    checkpoints,
+    series,
+    series_labels,
+)
 from ingest.registry import SeriesKey
 
 __all__ = [
@@ -22,6 +31,8 @@ __all__ = [
     "firing_alerts",
     "insert_alert",
     "insert_anomalies",
+    "insert_change_events",
+    "list_change_events",
     "insert_series",
     "list_alerts",
     "list_anomalies",
@@ -47,6 +58,7 @@ class ListQuery:
     labels: Mapping[str, str] = field(default_factory=dict)
     severity: str | None = None
     state: str | None = None
+    kind: str | None = None
     cursor: int | None = None  # only rows with a smaller id (newest first)
     limit: int = 100
 
@@ -176,6 +188,37 @@ def list_audit(conn: Connection, q: ListQuery) -> Page:
     if q.end is not None:
         conditions.append(audit_log.c.ts <= q.end)
     return _page(conn, select(audit_log).where(*conditions), audit_log.c.id, q)
+
+
+# -- change events ------------------------------------------------------------------------------
+
+
+def insert_change_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
+    ids = []
+    for row in rows:  # a handful per request: ids are needed for the label rows
+        event_id = int(conn.execute(insert(change_events).returning(change_events.c.id), [dict(row)]).scalar_one())
+        ids.append(event_id)
+        labels = [{"event_id": event_id, "key": k, "value": v} for k, v in row["labels"].items()]
+        if labels:
+            conn.execute(insert(change_event_labels), labels)
+    return ids
+
+
+def list_change_events(conn: Connection, q: ListQuery) -> Page:
+    t = change_events
+    conditions = [
+        exists().where(
+            and_(change_event_labels.c.event_id == t.c.id, change_event_labels.c.key == k, change_event_labels.c.value == v)
+        )
+        for k, v in q.labels.items()
+    ]
+    if q.start is not None:
+        conditions.append(t.c.ts >= q.start)
+    if q.end is not None:
+        conditions.append(t.c.ts <= q.end)
+    if q.kind is not None:
+        conditions.append(t.c.kind == q.kind)
+    return _page(conn, select(t).where(*conditions), t.c.id, q)
 
 
 # -- checkpoints --------------------------------------------------------------------------------

@@ -22,7 +22,17 @@ from sqlalchemy import (
     text,
 )
 
-__all__ = ["metadata", "series", "series_labels", "anomalies", "alerts", "audit_log", "checkpoints"]
+__all__ = [
+    "metadata",
+    "series",
+    "series_labels",
+    "anomalies",
+    "alerts",
+    "audit_log",
+    "checkpoints",
+    "change_events",
+    "change_event_labels",
+]
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets 64-bit ids.
 Id = BigInteger().with_variant(Integer(), "sqlite")
@@ -116,4 +126,26 @@ checkpoints = Table(
     Column("name", String(128), primary_key=True),  # e.g. "detection"; later one per Kafka partition
     Column("created_at", Float, nullable=False),
     Column("data", LargeBinary, nullable=False),  # detectors.checkpoint.pack: npz, no pickle
+)
+
+change_events = Table(
+    "change_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("ts", Float, nullable=False, index=True),  # when the change happened
+    Column("kind", String(32), nullable=False),  # deploy | config | ticket | feature_flag | other
+    Column("title", String(256), nullable=False),
+    Column("source", String(128), nullable=False),
+    Column("labels", JSON, nullable=False),
+    Column("detail", JSON, nullable=False),
+    Column("created_at", Float, nullable=False),
+)
+
+change_event_labels = Table(
+    "change_event_labels",
+    metadata,
+    Column("event_id", BigInteger().with_variant(Integer(), "sqlite"), ForeignKey("change_events.id", ondelete="CASCADE"), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("value", String(1024), nullable=False),
+    Index("ix_change_event_labels_key_value", "key", "value"),
 )
