@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from aiops.silences import SilenceBook
 from aiops.store import repository
 from ingest.registry import SeriesKey
 
@@ -58,11 +59,13 @@ class AlertEvent:
     fingerprint: str
     severity: str
     summary: str
+    silenced_by: str | None = None
 
 
 class AlertManager:
-    def __init__(self, resolve_after_s: float) -> None:
+    def __init__(self, resolve_after_s: float, silences: SilenceBook | None = None) -> None:
         self.resolve_after_s = resolve_after_s
+        self.silences = silences or SilenceBook()
         self._firing: dict[str, dict[str, Any]] = {}
 
     def load(self, conn: Connection) -> None:
@@ -86,10 +89,10 @@ class AlertManager:
             alert = self._firing.get(fp)
             if alert is None:
                 alert = self._open(conn, fp, group, latest, worst, now)
-                events.append(AlertEvent("opened", alert["id"], fp, alert["severity"], alert["summary"]))
+                events.append(AlertEvent("opened", alert["id"], fp, alert["severity"], alert["summary"], alert["silenced_by"]))
             else:
                 self._update(conn, alert, group, latest, worst, now)
-                events.append(AlertEvent("updated", alert["id"], fp, alert["severity"], alert["summary"]))
+                events.append(AlertEvent("updated", alert["id"], fp, alert["severity"], alert["summary"], alert["silenced_by"]))
             for i in indices:
                 alert_ids[i] = alert["id"]
         return alert_ids, events
@@ -121,6 +124,7 @@ class AlertManager:
             "count": len(group),
             "details": _details(latest),
         }
+        row["silenced_by"] = self.silences.match(row["labels"], now)
         row["id"] = repository.insert_alert(conn, row)
         self._firing[fp] = row
         return row
@@ -133,6 +137,7 @@ class AlertManager:
             "updated_at": now,
             "count": alert["count"] + len(group),
             "details": _details(latest),
+            "silenced_by": self.silences.match(alert["labels"], now),  # a silence may have begun or ended
         }
         repository.update_alert(conn, alert["id"], changes)
         alert.update(changes)

@@ -13,9 +13,10 @@ from aiops.alerts import AlertManager
 from aiops.config_loader import load_settings
 from aiops.detection import DetectionRouter, ReconfigureReport
 from aiops.entities import EntityMonitor
+from aiops.silences import SilenceBook
 from aiops.pipeline import Pipeline
 from aiops.settings import Settings
-from aiops.store import StoreEngine, repository
+from aiops.store import ListQuery, StoreEngine, repository
 from aiops.telemetry import Telemetry
 from ingest.bus import InProcessBus
 from ingest.points import PointDecoder
@@ -54,13 +55,14 @@ class Service:
         self.registry = SeriesRegistry(max_series=settings.ingest.max_series)
         self.decoder = PointDecoder(self.registry, max_future_skew_s=settings.ingest.max_future_skew_s)
         self.detection = DetectionRouter(settings.detection, settings.alerting, self.registry)
+        self.silences = SilenceBook(settings.alerting.silences)
         self.pipeline = Pipeline(
             bus=self.bus,
             registry=self.registry,
             detection=self.detection,
             entities=EntityMonitor(settings.detection.entities, self.registry),
             checkpoint_every_s=settings.detection.checkpoint_every_s,
-            alerts=AlertManager(resolve_after_s=settings.alerting.resolve_after_s),
+            alerts=AlertManager(settings.alerting.resolve_after_s, self.silences),
             store=self.store,
             telemetry=self.telemetry,
             clock=clock,
@@ -76,6 +78,8 @@ class Service:
         self.store.migrate()
         with self.store.begin() as conn:
             self.registry.load(repository.load_series(conn))
+            for row in repository.list_silences(conn, ListQuery(limit=100_000)).items:
+                self.silences.put(row["id"], row["selector"], row["starts_at"], row["ends_at"], row["comment"])
         self.pipeline.start()
         self._started = True
         log.info("service started", extra={"store": self.store.dialect, "series": len(self.registry)})
@@ -98,6 +102,7 @@ class Service:
             if new.detection.entities != self.settings.detection.entities:  # entity models start afresh
                 self.pipeline.entities = EntityMonitor(new.detection.entities, self.registry)
             self.pipeline.alerts.resolve_after_s = new.alerting.resolve_after_s
+            self.silences.configure(new.alerting.silences)
             restart = [
                 name for name in type(new).model_fields
                 if name not in _LIVE_SECTIONS and getattr(new, name) != getattr(self.settings, name)

@@ -7,6 +7,7 @@ messages naming the file, the line and the field path.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,6 +27,7 @@ __all__ = [
     "IngestSettings",
     "LoggingSettings",
     "ServerSettings",
+    "SilenceSpec",
     "Settings",
     "StoreSettings",
 ]
@@ -151,12 +153,33 @@ class DetectionSettings(_Section):
     )
 
 
+class SilenceSpec(_Section):
+    """A silence written in the settings file: alerts it matches are recorded but muted."""
+
+    selector: str = Field(description='label matchers, e.g. {cluster="eu-1", service=~"batch-.*"}')
+    starts_at: datetime
+    ends_at: datetime
+    comment: str = Field(min_length=1, max_length=1024)
+
+    @field_validator("selector")
+    @classmethod
+    def _parses(cls, text: str) -> str:
+        return DetectionRule._parses(text)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SilenceSpec:
+        if self.ends_at <= self.starts_at:
+            raise ValueError(f"ends_at ({self.ends_at}) must be after starts_at ({self.starts_at})")
+        return self
+
+
 class AlertingSettings(_Section):
     warning_score: float = Field(
         0.6, ge=0, le=1, description="a score at or above opens a warning alert (0.6: NAB dev-set optimum)"
     )
     critical_score: float = Field(0.8, ge=0, le=1, description="a score at or above makes it critical")
     resolve_after_s: float = Field(300.0, gt=0, description="an alert with no anomaly for this long resolves")
+    silences: list[SilenceSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _ordered(self) -> AlertingSettings:

@@ -65,6 +65,7 @@ class AlertPublic(BaseModel):
     resolved_at: float | None
     count: int
     details: dict[str, Any]
+    silenced_by: str | None = None
 
 
 class AlertPage(BaseModel):

@@ -18,6 +18,7 @@ from aiops.store.schema import (
     checkpoints,
     series,
     series_labels,
+    silences,
 )
 from ingest.registry import SeriesKey
 
@@ -34,6 +35,10 @@ __all__ = [
     "insert_change_events",
     "list_change_events",
     "insert_series",
+    "get_silence",
+    "insert_silence",
+    "list_silences",
+    "update_silence",
     "list_alerts",
     "list_anomalies",
     "list_audit",
@@ -218,6 +223,35 @@ def list_change_events(conn: Connection, q: ListQuery) -> Page:
         conditions.append(t.c.ts <= q.end)
     if q.kind is not None:
         conditions.append(t.c.kind == q.kind)
+    return _page(conn, select(t).where(*conditions), t.c.id, q)
+
+
+# -- silences -----------------------------------------------------------------------------------
+
+
+def insert_silence(conn: Connection, row: Mapping[str, Any]) -> int:
+    return int(conn.execute(insert(silences).returning(silences.c.id), [dict(row)]).scalar_one())
+
+
+def get_silence(conn: Connection, silence_id: int) -> dict[str, Any] | None:
+    row = conn.execute(select(silences).where(silences.c.id == silence_id)).first()
+    return dict(row._mapping) if row else None
+
+
+def update_silence(conn: Connection, silence_id: int, values: Mapping[str, Any]) -> bool:
+    return conn.execute(update(silences).where(silences.c.id == silence_id).values(**values)).rowcount > 0
+
+
+def list_silences(conn: Connection, q: ListQuery, now: float | None = None) -> Page:
+    """`q.state`: active (now within), pending (starts later) or expired (ended); None: all."""
+    t = silences
+    conditions = []
+    if q.state == "active":
+        conditions += [t.c.starts_at <= now, t.c.ends_at > now]
+    elif q.state == "pending":
+        conditions.append(t.c.starts_at > now)
+    elif q.state == "expired":
+        conditions.append(t.c.ends_at <= now)
     return _page(conn, select(t).where(*conditions), t.c.id, q)
 
 

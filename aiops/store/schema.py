@@ -32,6 +32,7 @@ __all__ = [
     "checkpoints",
     "change_events",
     "change_event_labels",
+    "silences",
 ]
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets 64-bit ids.
@@ -99,6 +100,7 @@ alerts = Table(
     Column("resolved_at", Float),
     Column("count", Integer, nullable=False),
     Column("details", JSON, nullable=False),  # the latest anomaly's value, band, score, detector
+    Column("silenced_by", String(64)),  # the silence that muted it ("api:12", "config:0"); still recorded
     # one firing alert per fingerprint: the database enforces the deduplication
     Index(
         "uq_alerts_fingerprint_firing",
@@ -148,4 +150,16 @@ change_event_labels = Table(
     Column("key", String(128), primary_key=True),
     Column("value", String(1024), nullable=False),
     Index("ix_change_event_labels_key_value", "key", "value"),
+)
+
+silences = Table(
+    "silences",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("selector", String(1024), nullable=False),  # Prometheus-style label matchers
+    Column("starts_at", Float, nullable=False),
+    Column("ends_at", Float, nullable=False),
+    Column("comment", String(1024), nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("created_at", Float, nullable=False),
 )
