@@ -3,6 +3,9 @@
 The fingerprint of an anomaly alert is a hash of its series identity, so however many anomalous
 points a series produces while it misbehaves, an SRE sees one alert whose count and latest details
 move. An alert with no new anomaly for `resolve_after_s` resolves; a later anomaly opens a new one.
+An alert that opens `flap_opens` times within `flap_window_s` is *flapping*: it is marked so, and it
+needs `flap_hold` times the usual quiet period to resolve, so it is held open instead of closing and
+reopening (and, once notifications exist, instead of paging again and again).
 Firing alerts are cached in memory (loaded from the store at start), and every change is written
 through the connection the caller's transaction holds.
 """
@@ -10,6 +13,7 @@ through the connection the caller's transaction holds.
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -60,13 +64,25 @@ class AlertEvent:
     severity: str
     summary: str
     silenced_by: str | None = None
+    flapping: bool = False
 
 
 class AlertManager:
-    def __init__(self, resolve_after_s: float, silences: SilenceBook | None = None) -> None:
+    def __init__(
+        self,
+        resolve_after_s: float,
+        silences: SilenceBook | None = None,
+        flap_opens: int = 3,
+        flap_window_s: float = 3600.0,
+        flap_hold: float = 4.0,
+    ) -> None:
         self.resolve_after_s = resolve_after_s
         self.silences = silences or SilenceBook()
+        self.flap_opens = flap_opens
+        self.flap_window_s = flap_window_s
+        self.flap_hold = flap_hold
         self._firing: dict[str, dict[str, Any]] = {}
+        self._opened: dict[str, deque[float]] = {}  # recent openings per fingerprint (wall clock)
 
     def load(self, conn: Connection) -> None:
         self._firing = {row["fingerprint"]: row for row in repository.firing_alerts(conn)}
@@ -89,10 +105,14 @@ class AlertManager:
             alert = self._firing.get(fp)
             if alert is None:
                 alert = self._open(conn, fp, group, latest, worst, now)
-                events.append(AlertEvent("opened", alert["id"], fp, alert["severity"], alert["summary"], alert["silenced_by"]))
+                events.append(
+                    AlertEvent("opened", alert["id"], fp, alert["severity"], alert["summary"], alert["silenced_by"], alert["flapping"])
+                )
             else:
                 self._update(conn, alert, group, latest, worst, now)
-                events.append(AlertEvent("updated", alert["id"], fp, alert["severity"], alert["summary"], alert["silenced_by"]))
+                events.append(
+                    AlertEvent("updated", alert["id"], fp, alert["severity"], alert["summary"], alert["silenced_by"], alert["flapping"])
+                )
             for i in indices:
                 alert_ids[i] = alert["id"]
         return alert_ids, events
@@ -101,11 +121,19 @@ class AlertManager:
         """Resolve alerts that saw no anomaly for `resolve_after_s`."""
         events = []
         for fp, alert in list(self._firing.items()):
-            if now - alert["updated_at"] >= self.resolve_after_s:
+            quiet = self.resolve_after_s * (self.flap_hold if alert.get("flapping") else 1.0)
+            if now - alert["updated_at"] >= quiet:
                 repository.update_alert(conn, alert["id"], {"state": "resolved", "resolved_at": now, "updated_at": now})
                 del self._firing[fp]
                 events.append(AlertEvent("resolved", alert["id"], fp, alert["severity"], alert["summary"]))
+        for fp in [fp for fp, opened in self._opened.items() if opened[-1] < now - self.flap_window_s]:
+            del self._opened[fp]  # bounded memory: forget fingerprints that have been calm for a window
         return events
+
+    def _is_flapping(self, fp: str, now: float) -> bool:
+        opened = self._opened.setdefault(fp, deque(maxlen=self.flap_opens))
+        opened.append(now)
+        return len(opened) >= self.flap_opens and now - opened[0] <= self.flap_window_s
 
     def _open(self, conn, fp, group, latest, worst, now) -> dict[str, Any]:
         name, labels = latest.alert_key or latest.key
@@ -125,6 +153,7 @@ class AlertManager:
             "details": _details(latest),
         }
         row["silenced_by"] = self.silences.match(row["labels"], now)
+        row["flapping"] = self._is_flapping(fp, now)
         row["id"] = repository.insert_alert(conn, row)
         self._firing[fp] = row
         return row

@@ -238,5 +238,11 @@ def _audit(e: AlertEvent, now: float) -> dict:
         "actor": "pipeline",
         "action": f"alert.{e.event}",
         "subject": f"alert:{e.alert_id}",
-        "detail": {"fingerprint": e.fingerprint, "severity": e.severity, "summary": e.summary, "silenced_by": e.silenced_by},
+        "detail": {
+            "fingerprint": e.fingerprint,
+            "severity": e.severity,
+            "summary": e.summary,
+            "silenced_by": e.silenced_by,
+            "flapping": e.flapping,
+        },
     }

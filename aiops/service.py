@@ -62,7 +62,13 @@ class Service:
             detection=self.detection,
             entities=EntityMonitor(settings.detection.entities, self.registry),
             checkpoint_every_s=settings.detection.checkpoint_every_s,
-            alerts=AlertManager(settings.alerting.resolve_after_s, self.silences),
+            alerts=AlertManager(
+                settings.alerting.resolve_after_s,
+                self.silences,
+                flap_opens=settings.alerting.flap_opens,
+                flap_window_s=settings.alerting.flap_window_s,
+                flap_hold=settings.alerting.flap_hold,
+            ),
             store=self.store,
             telemetry=self.telemetry,
             clock=clock,
@@ -101,7 +107,10 @@ class Service:
             report = self.detection.reconfigure(new.detection, new.alerting)
             if new.detection.entities != self.settings.detection.entities:  # entity models start afresh
                 self.pipeline.entities = EntityMonitor(new.detection.entities, self.registry)
-            self.pipeline.alerts.resolve_after_s = new.alerting.resolve_after_s
+            alerts = self.pipeline.alerts
+            alerts.resolve_after_s = new.alerting.resolve_after_s
+            alerts.flap_opens, alerts.flap_window_s = new.alerting.flap_opens, new.alerting.flap_window_s
+            alerts.flap_hold = new.alerting.flap_hold
             self.silences.configure(new.alerting.silences)
             restart = [
                 name for name in type(new).model_fields

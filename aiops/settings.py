@@ -180,6 +180,9 @@ class AlertingSettings(_Section):
     critical_score: float = Field(0.8, ge=0, le=1, description="a score at or above makes it critical")
     resolve_after_s: float = Field(300.0, gt=0, description="an alert with no anomaly for this long resolves")
     silences: list[SilenceSpec] = Field(default_factory=list)
+    flap_opens: int = Field(3, ge=2, description="this many openings of one alert within flap_window_s make it flapping")
+    flap_window_s: float = Field(3600.0, gt=0)
+    flap_hold: float = Field(4.0, ge=1, description="a flapping alert needs resolve_after_s × this of quiet to resolve")
 
     @model_validator(mode="after")
     def _ordered(self) -> AlertingSettings:

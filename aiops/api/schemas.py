@@ -66,6 +66,7 @@ class AlertPublic(BaseModel):
     count: int
     details: dict[str, Any]
     silenced_by: str | None = None
+    flapping: bool = False
 
 
 class AlertPage(BaseModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     BigInteger,
     LargeBinary,
     Column,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    false,
     text,
 )
 
@@ -101,6 +103,7 @@ alerts = Table(
     Column("count", Integer, nullable=False),
     Column("details", JSON, nullable=False),  # the latest anomaly's value, band, score, detector
     Column("silenced_by", String(64)),  # the silence that muted it ("api:12", "config:0"); still recorded
+    Column("flapping", Boolean, nullable=False, server_default=false()),  # reopened often: held longer
     # one firing alert per fingerprint: the database enforces the deduplication
     Index(
         "uq_alerts_fingerprint_firing",
