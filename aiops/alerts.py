@@ -65,6 +65,22 @@ class AlertEvent:
     summary: str
     silenced_by: str | None = None
     flapping: bool = False
+    labels: dict[str, str] | None = None
+    first_seen: float = 0.0
+
+    @classmethod
+    def of(cls, event: str, alert: dict[str, Any]) -> AlertEvent:
+        return cls(
+            event,
+            alert["id"],
+            alert["fingerprint"],
+            alert["severity"],
+            alert["summary"],
+            alert.get("silenced_by"),
+            bool(alert.get("flapping")),
+            dict(alert["labels"]),
+            alert["first_seen"],
+        )
 
 
 class AlertManager:
@@ -105,14 +121,10 @@ class AlertManager:
             alert = self._firing.get(fp)
             if alert is None:
                 alert = self._open(conn, fp, group, latest, worst, now)
-                events.append(
-                    AlertEvent("opened", alert["id"], fp, alert["severity"], alert["summary"], alert["silenced_by"], alert["flapping"])
-                )
+                events.append(AlertEvent.of("opened", alert))
             else:
                 self._update(conn, alert, group, latest, worst, now)
-                events.append(
-                    AlertEvent("updated", alert["id"], fp, alert["severity"], alert["summary"], alert["silenced_by"], alert["flapping"])
-                )
+                events.append(AlertEvent.of("updated", alert))
             for i in indices:
                 alert_ids[i] = alert["id"]
         return alert_ids, events
@@ -125,7 +137,7 @@ class AlertManager:
             if now - alert["updated_at"] >= quiet:
                 repository.update_alert(conn, alert["id"], {"state": "resolved", "resolved_at": now, "updated_at": now})
                 del self._firing[fp]
-                events.append(AlertEvent("resolved", alert["id"], fp, alert["severity"], alert["summary"]))
+                events.append(AlertEvent.of("resolved", alert))
         for fp in [fp for fp, opened in self._opened.items() if opened[-1] < now - self.flap_window_s]:
             del self._opened[fp]  # bounded memory: forget fingerprints that have been calm for a window
         return events

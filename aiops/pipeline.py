@@ -19,6 +19,7 @@ import numpy as np
 from aiops.alerts import AlertEvent, AlertManager, AnomalyRecord
 from aiops.detection import Detection, DetectionRouter
 from aiops.entities import EntityMonitor
+from aiops.incidents import IncidentManager
 from aiops.store import StoreEngine, repository
 from aiops.telemetry import Telemetry
 from detectors import SEVERITIES, MetricBatch
@@ -51,6 +52,7 @@ class Pipeline:
         detection: DetectionRouter,
         entities: EntityMonitor | None = None,
         alerts: AlertManager,
+        incidents: IncidentManager | None = None,
         store: StoreEngine,
         telemetry: Telemetry,
         clock: Callable[[], float] = time.time,
@@ -62,6 +64,7 @@ class Pipeline:
         self.registry = registry
         self.detection = detection
         self.entities = entities
+        self.incidents = incidents
         self.alerts = alerts
         self.store = store
         self.telemetry = telemetry
@@ -80,7 +83,7 @@ class Pipeline:
 
     def start(self) -> None:
         with self.store.begin() as conn:
-            self.alerts.load(conn)
+            self._load_caches(conn)
             saved = repository.load_checkpoint(conn, CHECKPOINT_NAME)
         if saved is not None:
             self._restore(*saved)
@@ -197,10 +200,12 @@ class Pipeline:
                     ],
                 )
                 repository.append_audit(conn, [_audit(e, now) for e in events if e.event == "opened"])
+                if self.incidents is not None:
+                    self.incidents.apply(conn, events, now)
         except Exception:
             self.registry.requeue_new(new_series)
             with self.store.begin() as conn:
-                self.alerts.load(conn)  # the cache may hold changes that were rolled back
+                self._load_caches(conn)  # the caches may hold changes that were rolled back
             raise
         for r in records:
             self.telemetry.anomalies.labels(severity=r.severity).inc()
@@ -219,7 +224,14 @@ class Pipeline:
         with self.store.begin() as conn:
             events = self.alerts.resolve_quiet(conn, now)
             repository.append_audit(conn, [_audit(e, now) for e in events])
+            if self.incidents is not None:
+                self.incidents.apply(conn, events, now)
         self._note(events)
+
+    def _load_caches(self, conn) -> None:
+        self.alerts.load(conn)
+        if self.incidents is not None:
+            self.incidents.load(conn)
 
     def _note(self, events: list[AlertEvent]) -> None:
         for e in events:

@@ -13,6 +13,7 @@ from aiops.alerts import AlertManager
 from aiops.config_loader import load_settings
 from aiops.detection import DetectionRouter, ReconfigureReport
 from aiops.entities import EntityMonitor
+from aiops.incidents import IncidentManager
 from aiops.silences import SilenceBook
 from aiops.pipeline import Pipeline
 from aiops.settings import Settings
@@ -56,11 +57,13 @@ class Service:
         self.decoder = PointDecoder(self.registry, max_future_skew_s=settings.ingest.max_future_skew_s)
         self.detection = DetectionRouter(settings.detection, settings.alerting, self.registry)
         self.silences = SilenceBook(settings.alerting.silences)
+        self.incidents = IncidentManager(settings.alerting.incidents)
         self.pipeline = Pipeline(
             bus=self.bus,
             registry=self.registry,
             detection=self.detection,
             entities=EntityMonitor(settings.detection.entities, self.registry),
+            incidents=self.incidents,
             checkpoint_every_s=settings.detection.checkpoint_every_s,
             alerts=AlertManager(
                 settings.alerting.resolve_after_s,
@@ -112,6 +115,7 @@ class Service:
             alerts.flap_opens, alerts.flap_window_s = new.alerting.flap_opens, new.alerting.flap_window_s
             alerts.flap_hold = new.alerting.flap_hold
             self.silences.configure(new.alerting.silences)
+            self.incidents.configure(new.alerting.incidents)
             restart = [
                 name for name in type(new).model_fields
                 if name not in _LIVE_SECTIONS and getattr(new, name) != getattr(self.settings, name)

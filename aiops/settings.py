@@ -24,6 +24,7 @@ __all__ = [
     "DetectionSettings",
     "DetectorSpec",
     "EntityRule",
+    "IncidentSettings",
     "IngestSettings",
     "LoggingSettings",
     "ServerSettings",
@@ -173,6 +174,17 @@ class SilenceSpec(_Section):
         return self
 
 
+class IncidentSettings(_Section):
+    """How alerts are grouped into incidents."""
+
+    group_by: list[str] = Field(default_factory=lambda: ["cluster"], description="labels alerts of one incident share")
+    window_s: float = Field(900.0, gt=0, description="an alert joins an incident updated at most this long ago")
+    topology: dict[str, list[str]] = Field(
+        default_factory=dict, description="service → the services it calls; connected services share incidents"
+    )
+    change_lookback_s: float = Field(3600.0, gt=0, description="changes this long before an incident are candidates")
+
+
 class AlertingSettings(_Section):
     warning_score: float = Field(
         0.6, ge=0, le=1, description="a score at or above opens a warning alert (0.6: NAB dev-set optimum)"
@@ -180,6 +192,7 @@ class AlertingSettings(_Section):
     critical_score: float = Field(0.8, ge=0, le=1, description="a score at or above makes it critical")
     resolve_after_s: float = Field(300.0, gt=0, description="an alert with no anomaly for this long resolves")
     silences: list[SilenceSpec] = Field(default_factory=list)
+    incidents: IncidentSettings = IncidentSettings()
     flap_opens: int = Field(3, ge=2, description="this many openings of one alert within flap_window_s make it flapping")
     flap_window_s: float = Field(3600.0, gt=0)
     flap_hold: float = Field(4.0, ge=1, description="a flapping alert needs resolve_after_s × this of quiet to resolve")

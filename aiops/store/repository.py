@@ -42,6 +42,7 @@ __all__ = [
     "list_alerts",
     "list_anomalies",
     "list_audit",
+    "page",
     "load_checkpoint",
     "load_series",
     "save_checkpoint",
@@ -144,7 +145,7 @@ def list_anomalies(conn: Connection, q: ListQuery) -> Page:
         .join(series, series.c.id == t.c.series_id)
         .where(*conditions)
     )
-    return _page(conn, stmt, t.c.id, q)
+    return page(conn, stmt, t.c.id, q)
 
 
 # -- alerts -------------------------------------------------------------------------------------
@@ -174,7 +175,7 @@ def list_alerts(conn: Connection, q: ListQuery) -> Page:
         conditions.append(t.c.severity == q.severity)
     if q.state is not None:
         conditions.append(t.c.state == q.state)
-    return _page(conn, select(t).where(*conditions), t.c.id, q)
+    return page(conn, select(t).where(*conditions), t.c.id, q)
 
 
 # -- audit --------------------------------------------------------------------------------------
@@ -192,7 +193,7 @@ def list_audit(conn: Connection, q: ListQuery) -> Page:
         conditions.append(audit_log.c.ts >= q.start)
     if q.end is not None:
         conditions.append(audit_log.c.ts <= q.end)
-    return _page(conn, select(audit_log).where(*conditions), audit_log.c.id, q)
+    return page(conn, select(audit_log).where(*conditions), audit_log.c.id, q)
 
 
 # -- change events ------------------------------------------------------------------------------
@@ -223,7 +224,7 @@ def list_change_events(conn: Connection, q: ListQuery) -> Page:
         conditions.append(t.c.ts <= q.end)
     if q.kind is not None:
         conditions.append(t.c.kind == q.kind)
-    return _page(conn, select(t).where(*conditions), t.c.id, q)
+    return page(conn, select(t).where(*conditions), t.c.id, q)
 
 
 # -- silences -----------------------------------------------------------------------------------
@@ -252,7 +253,7 @@ def list_silences(conn: Connection, q: ListQuery, now: float | None = None) -> P
         conditions.append(t.c.starts_at > now)
     elif q.state == "expired":
         conditions.append(t.c.ends_at <= now)
-    return _page(conn, select(t).where(*conditions), t.c.id, q)
+    return page(conn, select(t).where(*conditions), t.c.id, q)
 
 
 # -- checkpoints --------------------------------------------------------------------------------
@@ -269,7 +270,8 @@ def load_checkpoint(conn: Connection, name: str) -> tuple[bytes, float] | None:
     return (bytes(row.data), row.created_at) if row else None
 
 
-def _page(conn: Connection, stmt, id_col, q: ListQuery) -> Page:
+def page(conn: Connection, stmt, id_col, q: ListQuery) -> Page:
+    """Rows of `stmt` newest first (by `id_col`), `q.limit` at a time after `q.cursor`."""
     if q.cursor is not None:
         stmt = stmt.where(id_col < q.cursor)
     rows = [dict(r._mapping) for r in conn.execute(stmt.order_by(id_col.desc()).limit(q.limit + 1))]

@@ -35,6 +35,9 @@ __all__ = [
     "change_events",
     "change_event_labels",
     "silences",
+    "incidents",
+    "incident_alerts",
+    "incident_timeline",
 ]
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets 64-bit ids.
@@ -165,4 +168,41 @@ silences = Table(
     Column("comment", String(1024), nullable=False),
     Column("created_by", String(128), nullable=False),
     Column("created_at", Float, nullable=False),
+)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("group_key", String(512), nullable=False, index=True),  # what its alerts share
+    Column("state", String(16), nullable=False),  # open | acknowledged | remediating | resolved
+    Column("severity", String(16), nullable=False),
+    Column("title", String(1024), nullable=False),
+    Column("labels", JSON, nullable=False),  # the labels its alerts share
+    Column("services", JSON, nullable=False),  # every service among its alerts
+    Column("opened_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("acknowledged_at", Float),
+    Column("acknowledged_by", String(128)),
+    Column("resolved_at", Float),
+    Column("alert_count", Integer, nullable=False),
+)
+
+incident_alerts = Table(
+    "incident_alerts",
+    metadata,
+    Column("incident_id", BigInteger().with_variant(Integer(), "sqlite"), ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True),
+    Column("alert_id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    Column("firing", Boolean, nullable=False),
+)
+
+incident_timeline = Table(
+    "incident_timeline",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("incident_id", BigInteger().with_variant(Integer(), "sqlite"), ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("ts", Float, nullable=False),
+    Column("actor", String(128), nullable=False),  # pipeline, or who acted
+    Column("kind", String(32), nullable=False),  # opened | alert_added | alert_resolved | acknowledged | comment | resolved
+    Column("detail", JSON, nullable=False),
 )

@@ -1,0 +1,197 @@
+"""Incidents: alerts that belong together, one lifecycle and one timeline.
+
+An opening alert joins the open incident with the same *group key* that was updated within
+`window_s`, else it opens a new one. The key is made of the alert's `group_by` labels (the cluster,
+by default) and of its service's component in the dependency map (`topology`): services that call
+each other share incidents, so a slow database and the two services waiting on it page once.
+An incident resolves by itself when every alert in it has resolved; people acknowledge, comment on
+and resolve it through the API. Every step goes to its timeline with who or what caused it.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from aiops.alerts import AlertEvent
+from aiops.settings import IncidentSettings
+from aiops.store.schema import incident_alerts, incident_timeline, incidents
+
+__all__ = ["IncidentManager", "components_of"]
+
+_RANK = {"warning": 1, "critical": 2}
+
+
+def components_of(topology: dict[str, list[str]]) -> dict[str, str]:
+    """service → a name for its connected component in the dependency map (union-find)."""
+    parent: dict[str, str] = {}
+
+    def find(s: str) -> str:
+        parent.setdefault(s, s)
+        while parent[s] != s:
+            parent[s] = parent[parent[s]]
+            s = parent[s]
+        return s
+
+    for caller, callees in topology.items():
+        for callee in callees:
+            a, b = find(caller), find(callee)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    return {s: find(s) for s in parent}
+
+
+def _locked(method):
+    """The pipeline thread and API requests both change incidents: one at a time."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+class IncidentManager:
+    def __init__(self, settings: IncidentSettings) -> None:
+        self._lock = threading.RLock()
+        self.configure(settings)
+        self._open: dict[str, dict[str, Any]] = {}  # group key → open incident row
+        self._incident_of: dict[int, int] = {}  # alert id → incident id (open incidents only)
+
+    def configure(self, settings: IncidentSettings) -> None:
+        self.settings = settings
+        self._component = components_of(settings.topology)
+
+    def group_key(self, labels: dict[str, str]) -> str:
+        parts = [f"{k}={labels[k]}" for k in self.settings.group_by if k in labels]
+        service = labels.get("service")
+        if service is not None:
+            parts.append(f"component={self._component.get(service, service)}")
+        return ",".join(parts) or "ungrouped"
+
+    @_locked
+    def load(self, conn: Connection) -> None:
+        rows = conn.execute(select(incidents).where(incidents.c.state != "resolved"))
+        self._open = {r.group_key: dict(r._mapping) for r in rows}
+        ids = [i["id"] for i in self._open.values()]
+        self._incident_of = {}
+        if ids:
+            links = conn.execute(select(incident_alerts).where(incident_alerts.c.incident_id.in_(ids), incident_alerts.c.firing))
+            self._incident_of = {r.alert_id: r.incident_id for r in links}
+
+    @_locked
+    def apply(self, conn: Connection, events: Sequence[AlertEvent], now: float) -> list[int]:
+        """Fold alert events into incidents; returns the ids of incidents opened."""
+        opened = []
+        for e in events:  # a loop over alert events, a few per step
+            if e.event == "opened":
+                incident, new = self._join(conn, e, now)
+                if new:
+                    opened.append(incident["id"])
+            elif e.event == "updated" and e.alert_id in self._incident_of:
+                self._touch(conn, self._incident_of[e.alert_id], e, now)
+            elif e.event == "resolved" and e.alert_id in self._incident_of:
+                self._alert_resolved(conn, e, now)
+        return opened
+
+    def _join(self, conn: Connection, e: AlertEvent, now: float) -> tuple[dict[str, Any], bool]:
+        key = self.group_key(e.labels or {})
+        incident = self._open.get(key)
+        if incident is not None and now - incident["updated_at"] <= self.settings.window_s:
+            conn.execute(insert(incident_alerts), [{"incident_id": incident["id"], "alert_id": e.alert_id, "firing": True}])
+            changes = {
+                "alert_count": incident["alert_count"] + 1,
+                "updated_at": now,
+                "severity": max(incident["severity"], e.severity, key=_RANK.get),
+                "services": sorted(set(incident["services"]) | _services(e)),
+            }
+            conn.execute(update(incidents).where(incidents.c.id == incident["id"]).values(**changes))
+            incident.update(changes)
+            self._timeline(conn, incident["id"], now, "pipeline", "alert_added", {"alert_id": e.alert_id, "summary": e.summary})
+            self._incident_of[e.alert_id] = incident["id"]
+            return incident, False
+        shared = {k: v for k, v in (e.labels or {}).items() if k in self.settings.group_by}
+        row = {
+            "group_key": key,
+            "state": "open",
+            "severity": e.severity,
+            "title": e.summary[:1024],
+            "labels": shared,
+            "services": sorted(_services(e)),
+            "opened_at": now,
+            "updated_at": now,
+            "acknowledged_at": None,
+            "acknowledged_by": None,
+            "resolved_at": None,
+            "alert_count": 1,
+        }
+        row["id"] = int(conn.execute(insert(incidents).returning(incidents.c.id), [row]).scalar_one())
+        conn.execute(insert(incident_alerts), [{"incident_id": row["id"], "alert_id": e.alert_id, "firing": True}])
+        self._timeline(conn, row["id"], now, "pipeline", "opened", {"alert_id": e.alert_id, "summary": e.summary})
+        self._open[key] = row
+        self._incident_of[e.alert_id] = row["id"]
+        return row, True
+
+    def _touch(self, conn: Connection, incident_id: int, e: AlertEvent, now: float) -> None:
+        incident = self._by_id(incident_id)
+        if incident is None:
+            return
+        changes = {"updated_at": now, "severity": max(incident["severity"], e.severity, key=_RANK.get)}
+        conn.execute(update(incidents).where(incidents.c.id == incident_id).values(**changes))
+        incident.update(changes)
+
+    def _alert_resolved(self, conn: Connection, e: AlertEvent, now: float) -> None:
+        incident_id = self._incident_of.pop(e.alert_id)
+        conn.execute(
+            update(incident_alerts)
+            .where(incident_alerts.c.incident_id == incident_id, incident_alerts.c.alert_id == e.alert_id)
+            .values(firing=False)
+        )
+        self._timeline(conn, incident_id, now, "pipeline", "alert_resolved", {"alert_id": e.alert_id})
+        if incident_id not in self._incident_of.values():
+            self.resolve(conn, incident_id, now, actor="pipeline", reason="every alert resolved")
+
+    @_locked
+    def resolve(self, conn: Connection, incident_id: int, now: float, actor: str, reason: str) -> None:
+        conn.execute(
+            update(incidents).where(incidents.c.id == incident_id).values(state="resolved", resolved_at=now, updated_at=now)
+        )
+        self._timeline(conn, incident_id, now, actor, "resolved", {"reason": reason})
+        for key, incident in list(self._open.items()):
+            if incident["id"] == incident_id:
+                del self._open[key]
+        for alert_id in [a for a, i in self._incident_of.items() if i == incident_id]:
+            del self._incident_of[alert_id]
+
+    @_locked
+    def acknowledge(self, conn: Connection, incident_id: int, now: float, actor: str) -> None:
+        conn.execute(
+            update(incidents)
+            .where(incidents.c.id == incident_id)
+            .values(state="acknowledged", acknowledged_at=now, acknowledged_by=actor, updated_at=now)
+        )
+        self._timeline(conn, incident_id, now, actor, "acknowledged", {})
+        incident = self._by_id(incident_id)
+        if incident is not None:
+            incident.update(state="acknowledged", acknowledged_at=now, acknowledged_by=actor, updated_at=now)
+
+    @_locked
+    def comment(self, conn: Connection, incident_id: int, now: float, actor: str, text: str) -> None:
+        self._timeline(conn, incident_id, now, actor, "comment", {"text": text})
+
+    def _by_id(self, incident_id: int) -> dict[str, Any] | None:
+        return next((i for i in self._open.values() if i["id"] == incident_id), None)
+
+    @staticmethod
+    def _timeline(conn: Connection, incident_id: int, ts: float, actor: str, kind: str, detail: dict[str, Any]) -> None:
+        conn.execute(insert(incident_timeline), [{"incident_id": incident_id, "ts": ts, "actor": actor, "kind": kind, "detail": detail}])
+
+
+def _services(e: AlertEvent) -> set[str]:
+    service = (e.labels or {}).get("service")
+    return {service} if service else set()
