@@ -21,7 +21,7 @@ from aiops.alerts import AlertEvent
 from aiops.settings import IncidentSettings
 from aiops.store.schema import incident_alerts, incident_timeline, incidents
 
-__all__ = ["IncidentManager", "components_of"]
+__all__ = ["IncidentManager", "components_of", "rank_origins"]
 
 _RANK = {"warning": 1, "critical": 2}
 
@@ -195,3 +195,52 @@ class IncidentManager:
 def _services(e: AlertEvent) -> set[str]:
     service = (e.labels or {}).get("service")
     return {service} if service else set()
+
+
+def rank_origins(alerts: Sequence[dict[str, Any]], topology: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """Services of an incident, most likely origin first, each with the reasons that place it.
+
+    Evidence, in order of weight: how many other affected services depend on it (directly or
+    through others) in the dependency map, since trouble flows from a dependency to its callers;
+    the earliest onset; the strongest deviation (the highest score of its alerts).
+    """
+    by_service: dict[str, dict[str, Any]] = {}
+    for alert in alerts:
+        service = alert["labels"].get("service")
+        if service is None:
+            continue
+        entry = by_service.setdefault(service, {"service": service, "onset": alert["first_seen"], "max_score": 0.0})
+        entry["onset"] = min(entry["onset"], alert["first_seen"])
+        entry["max_score"] = max(entry["max_score"], float(alert["details"].get("score") or 0.0))
+    affected = set(by_service)
+    for service, entry in by_service.items():
+        callers = {c for c in affected if c != service and service in _reachable(topology, c)}
+        entry["dependents"] = sorted(callers)
+    ranked = sorted(by_service.values(), key=lambda e: (-len(e["dependents"]), e["onset"], -e["max_score"]))
+    first_onset = min((e["onset"] for e in ranked), default=0.0)
+    strongest = max((e["max_score"] for e in ranked), default=0.0)
+    for rank, entry in enumerate(ranked, start=1):
+        reasons = []
+        if entry["dependents"]:
+            reasons.append(f"{', '.join(entry['dependents'])} depend{'s' if len(entry['dependents']) == 1 else ''} on it")
+        if entry["onset"] == first_onset:
+            reasons.append("its anomalies started first")
+        else:
+            reasons.append(f"started {entry['onset'] - first_onset:.0f} s after the first")
+        if entry["max_score"] == strongest:
+            reasons.append(f"strongest deviation (score {strongest:.2f})")
+        entry["rank"] = rank
+        entry["reasons"] = reasons
+    return ranked
+
+
+def _reachable(topology: dict[str, list[str]], start: str) -> set[str]:
+    """Every service `start` calls, directly or through others."""
+    seen: set[str] = set()
+    stack = list(topology.get(start, []))
+    while stack:
+        s = stack.pop()
+        if s not in seen:
+            seen.add(s)
+            stack.extend(topology.get(s, []))
+    return seen

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from aiops.api import create_app
 from aiops.config_loader import load_settings
-from aiops.incidents import components_of
+from aiops.incidents import components_of, rank_origins
 from aiops.service import Service
 
 TOPOLOGY = json.dumps({"checkout": ["payments", "inventory"]})
@@ -67,6 +67,8 @@ def test_connected_services_share_one_incident_with_the_preceding_deploy_as_like
         assert [c["id"] for c in detail["likely_causes"]] == [deploy]
         assert [t["kind"] for t in detail["timeline"]] == ["opened", "alert_added", "alert_added"]
         assert len(detail["alerts"]) == 3
+        assert detail["origins"][0]["service"] in ("payments", "inventory")  # dependencies of checkout
+        assert detail["origins"][-1]["service"] == "checkout" and detail["origins"][-1]["dependents"] == []
 
         # lifecycle through the API
         ack = client.post(f"/api/v1/incidents/{shop['id']}/acknowledge", json={"by": "alice"}).json()
@@ -90,3 +92,17 @@ def test_an_incident_resolves_by_itself_when_its_alerts_do(store_url, tmp_path):
         timeline = client.get(f"/api/v1/incidents/{resolved[0]['id']}").json()["timeline"]
         assert [t["kind"] for t in timeline] == ["opened", "alert_resolved", "resolved"]
         assert timeline[-1]["actor"] == "pipeline"
+
+
+def test_origin_ranking_prefers_the_dependency_then_the_earliest_then_the_strongest():
+    def alert(service, onset, score):
+        return {"labels": {"service": service}, "first_seen": onset, "details": {"score": score}}
+
+    topology = {"checkout": ["payments", "inventory"], "payments": ["db"]}
+    ranked = rank_origins([alert("checkout", 100, 0.9), alert("payments", 110, 0.7), alert("db", 130, 0.6),
+                           alert("inventory", 105, 0.8)], topology)
+    assert [r["service"] for r in ranked] == ["db", "inventory", "payments", "checkout"]  # ties: earliest first
+    assert ranked[0]["dependents"] == ["checkout", "payments"] and "depend on it" in ranked[0]["reasons"][0]
+    assert ranked[3]["reasons"] == ["its anomalies started first", "strongest deviation (score 0.90)"]
+    flat = rank_origins([alert("a", 200, 0.5), alert("b", 100, 0.4)], {})
+    assert [r["service"] for r in flat] == ["b", "a"]

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from aiops.api.deps import ServiceDep
+from aiops.incidents import rank_origins
 from aiops.store import ListQuery, decode_cursor, repository
 from aiops.store.repository import CursorError
 from aiops.store.schema import alerts, incident_alerts, incident_timeline, incidents
@@ -48,6 +49,7 @@ class IncidentDetail(IncidentPublic):
     alerts: list[dict[str, Any]]
     timeline: list[TimelineEntry]
     likely_causes: list[dict[str, Any]] = Field(description="change events shortly before the incident, nearest first")
+    origins: list[dict[str, Any]] = Field(description="its services, most likely origin first, with the reasons")
 
 
 class Actor(BaseModel):
@@ -109,7 +111,8 @@ def get_incident(incident_id: int, service: ServiceDep) -> IncidentDetail:
         and all(c["labels"].get(k, v) == v for k, v in row["labels"].items())
     ]
     related.sort(key=lambda c: row["opened_at"] - c["ts"])
-    return IncidentDetail(**row, alerts=alert_rows, timeline=timeline, likely_causes=related)
+    origins = rank_origins(alert_rows, service.settings.alerting.incidents.topology)
+    return IncidentDetail(**row, alerts=alert_rows, timeline=timeline, likely_causes=related, origins=origins)
 
 
 @router.post("/incidents/{incident_id}/acknowledge", response_model=IncidentPublic, summary="Acknowledge")
