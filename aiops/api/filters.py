@@ -9,7 +9,7 @@ from fastapi import HTTPException, Query
 
 from aiops.store import CursorError, ListQuery, decode_cursor
 
-__all__ = ["list_query"]
+__all__ = ["list_query", "parse_cursor"]
 
 
 def _time(raw: str | None, field: str) -> float | None:
@@ -36,6 +36,14 @@ def _labels(raw: list[str]) -> dict[str, str]:
     return labels
 
 
+def parse_cursor(cursor: str | None) -> int | None:
+    """The position a `next_cursor` stands for; 422 for one this API did not hand out."""
+    try:
+        return decode_cursor(cursor) if cursor else None
+    except CursorError as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
 def list_query(
     start: Annotated[str | None, Query(description="from this time (unix seconds or ISO-8601)")] = None,
     end: Annotated[str | None, Query(description="until this time (unix seconds or ISO-8601)")] = None,
@@ -45,10 +53,7 @@ def list_query(
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> ListQuery:
-    try:
-        after = decode_cursor(cursor) if cursor else None
-    except CursorError as exc:
-        raise HTTPException(422, str(exc)) from None
+    after = parse_cursor(cursor)
     return ListQuery(
         start=_time(start, "start"),
         end=_time(end, "end"),

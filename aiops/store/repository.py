@@ -110,17 +110,24 @@ def insert_series(conn: Connection, rows: Sequence[tuple[int, SeriesKey]], now: 
         conn.execute(insert(series_labels), label_rows)
 
 
+def _in_time(column, q: ListQuery) -> list:
+    """Conditions keeping `column` within the query's [start, end]."""
+    return [c for c in (column >= q.start if q.start is not None else None, column <= q.end if q.end is not None else None) if c is not None]
+
+
+def _labelled(label_table, owner_col, id_col, labels: Mapping[str, str]) -> list:
+    """Conditions requiring every key=value in `labels` among the owner's label rows."""
+    return [
+        exists().where(and_(owner_col == id_col, label_table.c.key == key, label_table.c.value == value))
+        for key, value in labels.items()
+    ]
+
+
 def _series_filter(series_col, name: str | None, labels: Mapping[str, str]) -> list:
     conditions = []
     if name is not None:
         conditions.append(series_col.in_(select(series.c.id).where(series.c.name == name)))
-    for key, value in labels.items():
-        conditions.append(
-            exists().where(
-                and_(series_labels.c.series_id == series_col, series_labels.c.key == key, series_labels.c.value == value)
-            )
-        )
-    return conditions
+    return conditions + _labelled(series_labels, series_labels.c.series_id, series_col, labels)
 
 
 # -- anomalies ----------------------------------------------------------------------------------
@@ -133,11 +140,7 @@ def insert_anomalies(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> Non
 
 def list_anomalies(conn: Connection, q: ListQuery) -> Page:
     t = anomalies
-    conditions = _series_filter(t.c.series_id, q.name, q.labels)
-    if q.start is not None:
-        conditions.append(t.c.ts >= q.start)
-    if q.end is not None:
-        conditions.append(t.c.ts <= q.end)
+    conditions = _series_filter(t.c.series_id, q.name, q.labels) + _in_time(t.c.ts, q)
     if q.severity is not None:
         conditions.append(t.c.severity == q.severity)
     stmt = (
@@ -188,11 +191,7 @@ def append_audit(conn: Connection, entries: Iterable[Mapping[str, Any]]) -> None
 
 
 def list_audit(conn: Connection, q: ListQuery) -> Page:
-    conditions = []
-    if q.start is not None:
-        conditions.append(audit_log.c.ts >= q.start)
-    if q.end is not None:
-        conditions.append(audit_log.c.ts <= q.end)
+    conditions = _in_time(audit_log.c.ts, q)
     return page(conn, select(audit_log).where(*conditions), audit_log.c.id, q)
 
 
@@ -212,16 +211,7 @@ def insert_change_events(conn: Connection, rows: Sequence[Mapping[str, Any]]) ->
 
 def list_change_events(conn: Connection, q: ListQuery) -> Page:
     t = change_events
-    conditions = [
-        exists().where(
-            and_(change_event_labels.c.event_id == t.c.id, change_event_labels.c.key == k, change_event_labels.c.value == v)
-        )
-        for k, v in q.labels.items()
-    ]
-    if q.start is not None:
-        conditions.append(t.c.ts >= q.start)
-    if q.end is not None:
-        conditions.append(t.c.ts <= q.end)
+    conditions = _labelled(change_event_labels, change_event_labels.c.event_id, t.c.id, q.labels) + _in_time(t.c.ts, q)
     if q.kind is not None:
         conditions.append(t.c.kind == q.kind)
     return page(conn, select(t).where(*conditions), t.c.id, q)

@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from aiops.api.deps import ServiceDep
 from aiops.incidents import rank_origins
-from aiops.store import ListQuery, decode_cursor, repository
-from aiops.store.repository import CursorError
+from aiops.api.filters import parse_cursor
+from aiops.store import ListQuery, repository
 from aiops.store.schema import alerts, incident_alerts, incident_timeline, incidents
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
@@ -73,10 +73,7 @@ def list_incidents(
     cursor: Annotated[str | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> IncidentPage:
-    try:
-        after = decode_cursor(cursor) if cursor else None
-    except CursorError as exc:
-        raise HTTPException(422, str(exc)) from None
+    after = parse_cursor(cursor)
     stmt = select(incidents).where(*([incidents.c.state == state] if state else []))
     with service.store.begin() as conn:
         found = repository.page(conn, stmt, incidents.c.id, ListQuery(cursor=after, limit=limit))

@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from aiops.api.deps import ServiceDep
 from aiops.matchers import SelectorError, parse_selector
-from aiops.store import ListQuery, decode_cursor, repository
-from aiops.store.repository import CursorError
+from aiops.api.filters import parse_cursor
+from aiops.store import ListQuery, repository
 
 router = APIRouter(prefix="/api/v1", tags=["silences"])
 
@@ -84,10 +84,7 @@ def list_silences(
     cursor: Annotated[str | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> SilencePage:
-    try:
-        after = decode_cursor(cursor) if cursor else None
-    except CursorError as exc:
-        raise HTTPException(422, str(exc)) from None
+    after = parse_cursor(cursor)
     with service.store.begin() as conn:
         page = repository.list_silences(conn, ListQuery(state=state, cursor=after, limit=limit), now=service.clock())
     return SilencePage(items=page.items, next_cursor=page.next_cursor)
