@@ -217,6 +217,14 @@ class DemoSettings(_Section):
     incident_duration_s: float = Field(60.0, gt=0)
     seed: int = 7
 
+    @model_validator(mode="after")
+    def _no_overlap(self) -> DemoSettings:
+        if self.incident_duration_s > self.incident_every_s:
+            raise ValueError(
+                f"incident_duration_s ({self.incident_duration_s}) must not exceed incident_every_s ({self.incident_every_s})"
+            )
+        return self
+
 
 class Settings(_Section):
     data_dir: Path = Path("data")

@@ -1,10 +1,15 @@
 """A simulated fleet for the demo environment: realistic metrics and incidents on a schedule.
 
-Pure computation. Values for all series at one timestamp are computed at once with numpy; noise is
-drawn from a generator seeded by (seed, timestamp), so the same instant always gives the same
-points, however often and in whatever order it is asked for (the backfill and the live feed agree).
-Incidents start only after `origin` (the service's start): history is clean, so detectors are warm
-and the first injected incident stands out.
+Pure computation, no I/O: the feeder posts `sample(ts)` to the service's ingest. Values for every
+series at one instant are computed at once with numpy, from
+
+    level of the host  +  daily cycle (UTC hour)  +  Gaussian noise  (+ the active incident's effect)
+
+Noise comes from a generator seeded by (seed, timestamp in ms), one row of draws per host in fleet
+order, so the same (seed, ts, series) always gives the same value however often and in whatever
+order it is asked for: the backfill and the live feed agree, and adding services does not change the
+existing hosts. Incidents start only after `origin` (the service's start): the backfilled history is
+clean, so detectors are warm and the first injected incident stands out.
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ import numpy as np
 
 __all__ = ["FleetSimulator", "Incident", "INCIDENT_KINDS", "METRICS", "SERVICE_NAMES"]
 
-SERVICE_NAMES = ("checkout", "payments", "search", "catalog", "accounts", "shipping", "inventory", "gateway")
+SERVICE_NAMES = (
+    "checkout", "payments", "search", "catalog", "accounts", "shipping",
+    "inventory", "gateway", "pricing", "reviews", "recommendations", "notifications",
+)  # fmt: skip
 METRICS = (
     "cpu_usage_percent",
     "memory_used_percent",
@@ -26,20 +34,47 @@ METRICS = (
 )
 INCIDENT_KINDS = ("cpu_saturation", "latency_regression", "error_burst", "disk_filling")
 _CPU, _MEM, _DISK, _LAT, _ERR = range(len(METRICS))
+_WHOLE_SERVICE = frozenset({"latency_regression", "error_burst"})
+_CLUSTER = "demo-1"
+
+# Range each host's normal level is drawn from, per metric (column order of METRICS).
+_LEVEL_LOW = np.array([20.0, 40.0, 30.0, 0.08, 0.002])
+_LEVEL_HIGH = np.array([45.0, 70.0, 60.0, 0.25, 0.010])
+# Independent random streams derived from the one seed.
+_LEVELS, _SCHEDULE, _NOISE = 0, 1, 2
+_DISK_FILL_PER_S = 0.1  # percentage points per second while a disk fills (+1 per 10 s)
+_DISK_FILL_JUMP = 5.0  # so even the first sample of the incident is unmistakable
 
 
 @dataclass(frozen=True)
 class Incident:
-    kind: str
+    """One injected fault: what, where and when, and the sentence the feeder logs when it begins."""
+
+    kind: str  # one of INCIDENT_KINDS
     service: str
     host: str | None  # None when the whole service is affected
-    start: float
+    start: float  # unix seconds
     end: float
     description: str
 
 
+def _service_name(k: int) -> str:
+    return SERVICE_NAMES[k] if k < len(SERVICE_NAMES) else f"service{k + 1}"
+
+
+def _daily(ts: float) -> float:
+    """0 at 03:00 UTC, 1 at 15:00 UTC: the smooth load curve of a working day."""
+    hour = (ts % 86400.0) / 3600.0
+    return 0.5 + 0.5 * math.sin(2 * math.pi * (hour - 9.0) / 24.0)
+
+
 class FleetSimulator:
-    """`services` × `hosts_per_service` hosts, each reporting the five `METRICS`."""
+    """`services` × `hosts_per_service` hosts, each reporting the five `METRICS`.
+
+    Incidents: the first at `origin + first_incident_after_s`, then one every `incident_every_s`,
+    each lasting `incident_duration_s`, cycling through `INCIDENT_KINDS`; the service and host of
+    each are drawn from the seed. None before `origin`.
+    """
 
     def __init__(
         self,
@@ -52,45 +87,57 @@ class FleetSimulator:
         incident_every_s: float = 120.0,
         incident_duration_s: float = 60.0,
     ) -> None:
-        if not 1 <= services <= len(SERVICE_NAMES):
-            raise ValueError(f"services must be between 1 and {len(SERVICE_NAMES)}, got {services}")
+        if services < 1 or hosts_per_service < 1:
+            raise ValueError(f"need at least one service and one host each, got {services} × {hosts_per_service}")
+        if first_incident_after_s < 0:
+            raise ValueError(f"first_incident_after_s must be >= 0, got {first_incident_after_s}")
+        if not 0 < incident_duration_s <= incident_every_s:
+            raise ValueError(
+                "incidents must not overlap: need 0 < incident_duration_s <= incident_every_s, "
+                f"got {incident_duration_s} and {incident_every_s}"
+            )
         self.seed = seed
         self.origin = origin
         self.first_incident_after_s = first_incident_after_s
         self.incident_every_s = incident_every_s
-        self.incident_duration_s = min(incident_duration_s, incident_every_s)
-        self.services = SERVICE_NAMES[:services]
-        self.hosts = [(svc, f"{svc}-{i + 1}") for svc in self.services for i in range(hosts_per_service)]
-        levels = np.random.default_rng([seed, 0])
-        n = len(self.hosts)
-        self._cpu_base = levels.uniform(20, 45, n)
-        self._mem_base = levels.uniform(40, 70, n)
-        self._disk_base = levels.uniform(30, 60, n)
-        self._lat_base = levels.uniform(0.08, 0.25, n)
-        self._err_base = levels.uniform(0.002, 0.01, n)
+        self.incident_duration_s = incident_duration_s
+        self.services = tuple(_service_name(k) for k in range(services))
+        self.hosts = tuple((svc, f"{svc}-{i + 1}") for svc in self.services for i in range(hosts_per_service))
+        self._service_of = np.repeat(np.arange(services), hosts_per_service)
+        self._host_index = {host: h for h, (_, host) in enumerate(self.hosts)}
+        draws = np.random.default_rng([seed, _LEVELS]).random((len(self.hosts), len(METRICS)))
+        self._levels = _LEVEL_LOW + (_LEVEL_HIGH - _LEVEL_LOW) * draws  # hosts × metrics
+        self._names = [metric for _ in self.hosts for metric in METRICS]
         self._labels = [
-            {"service": svc, "host": host, "cluster": "demo-1", "env": "demo"} for svc, host in self.hosts
+            {"service": svc, "host": host, "cluster": _CLUSTER, "env": "demo"}
+            | ({"quantile": "0.95"} if metric == "http_request_duration_seconds" else {})
+            for svc, host in self.hosts
+            for metric in METRICS
         ]
 
     # -- schedule ----------------------------------------------------------------------------------
 
     def _incident(self, k: int) -> Incident:
+        """The k-th incident after origin (k >= 0)."""
         start = self.origin + self.first_incident_after_s + k * self.incident_every_s
         kind = INCIDENT_KINDS[k % len(INCIDENT_KINDS)]
-        pick = np.random.default_rng([self.seed, 1, k])
-        service = self.services[int(pick.integers(len(self.services)))]
-        hosts = [h for s, h in self.hosts if s == service]
-        host = hosts[int(pick.integers(len(hosts)))]
+        pick = np.random.default_rng([self.seed, _SCHEDULE, k])
+        s = int(pick.integers(len(self.services)))
+        service = self.services[s]
+        host = None
+        if kind not in _WHOLE_SERVICE:
+            hosts = [h for (svc, h) in self.hosts if svc == service]
+            host = hosts[int(pick.integers(len(hosts)))]
         text = {
             "cpu_saturation": f"CPU saturation on {host} ({service})",
-            "latency_regression": f"latency regression on every host of {service}",
-            "error_burst": f"error burst on every host of {service}",
-            "disk_filling": f"disk filling up on {host} ({service})",
+            "latency_regression": f"Latency regression on every host of {service}",
+            "error_burst": f"Error burst on every host of {service}",
+            "disk_filling": f"Disk filling up on {host} ({service})",
         }[kind]
-        whole_service = kind in ("latency_regression", "error_burst")
-        return Incident(kind, service, None if whole_service else host, start, start + self.incident_duration_s, text)
+        return Incident(kind, service, host, start, start + self.incident_duration_s, text)
 
     def incident_at(self, ts: float) -> Incident | None:
+        """The incident active at `ts` (start inclusive, end exclusive), if any."""
         offset = ts - self.origin - self.first_incident_after_s
         if offset < 0:
             return None
@@ -98,62 +145,60 @@ class FleetSimulator:
         return incident if incident.start <= ts < incident.end else None
 
     def incidents_between(self, start: float, end: float) -> list[Incident]:
-        """Incidents active at some time in [start, end)."""
+        """Incidents active at some time in [start, end), in order."""
         first = self.origin + self.first_incident_after_s
-        if end <= first:
-            return []
-        k0 = max(0, int((start - first - self.incident_duration_s) // self.incident_every_s))
+        k = max(0, math.floor((start - first - self.incident_duration_s) / self.incident_every_s))
         found = []
-        k = k0
-        while True:
-            incident = self._incident(k)
-            if incident.start >= end:
-                return found
+        while (incident := self._incident(k)).start < end:
             if incident.end > start:
                 found.append(incident)
             k += 1
+        return found
 
     # -- values ------------------------------------------------------------------------------------
 
     def values(self, ts: float) -> np.ndarray:
-        """Array (hosts × metrics) of the values at `ts`."""
-        rng = np.random.default_rng([self.seed, 2, int(round(ts * 1000))])
-        n = len(self.hosts)
-        hour = (ts % 86400) / 3600.0
-        daily = 0.5 + 0.5 * math.sin(2 * math.pi * (hour - 9.0) / 24.0)  # peaks mid-afternoon UTC
-        noise = rng.standard_normal((n, len(METRICS)))
-        out = np.empty((n, len(METRICS)))
-        out[:, _CPU] = self._cpu_base + 25 * daily + 2.0 * noise[:, _CPU]
-        out[:, _MEM] = self._mem_base + 5 * daily + 0.5 * noise[:, _MEM]
-        out[:, _DISK] = self._disk_base + 0.1 * noise[:, _DISK]
-        out[:, _LAT] = self._lat_base * (1 + 0.3 * daily) * (1 + 0.05 * noise[:, _LAT])
-        out[:, _ERR] = self._err_base * (1 + 0.1 * noise[:, _ERR])
+        """Array (hosts × METRICS, rows in `self.hosts` order) of the values at `ts`."""
+        ts_ms = round(ts * 1000) % 2**64  # SeedSequence wants non-negative entropy
+        rng = np.random.default_rng([self.seed, _NOISE, ts_ms])
+        noise = rng.standard_normal((len(self.hosts), len(METRICS)))
+        daily = _daily(ts)
+        base = self._levels
+        out = np.empty_like(base)
+        out[:, _CPU] = base[:, _CPU] + 25.0 * daily + 2.0 * noise[:, _CPU]
+        out[:, _MEM] = base[:, _MEM] + 5.0 * daily + 0.5 * noise[:, _MEM]
+        out[:, _DISK] = base[:, _DISK] + 0.1 * noise[:, _DISK]
+        out[:, _LAT] = base[:, _LAT] * (1.0 + 0.3 * daily) * (1.0 + 0.05 * noise[:, _LAT])
+        out[:, _ERR] = base[:, _ERR] * (1.0 + 0.1 * noise[:, _ERR])
         incident = self.incident_at(ts)
         if incident is not None:
             self._apply(incident, ts, out, rng)
-        out[:, [_CPU, _MEM, _DISK]] = np.clip(out[:, [_CPU, _MEM, _DISK]], 0, 100)
+        out[:, [_CPU, _MEM, _DISK]] = np.clip(out[:, [_CPU, _MEM, _DISK]], 0.0, 100.0)
         out[:, _LAT] = np.maximum(out[:, _LAT], 1e-4)
-        out[:, _ERR] = np.clip(out[:, _ERR], 0, 1)
+        out[:, _ERR] = np.clip(out[:, _ERR], 0.0, 1.0)
         return out
 
     def _apply(self, incident: Incident, ts: float, out: np.ndarray, rng: np.random.Generator) -> None:
-        hit = np.array([s == incident.service and (incident.host in (None, h)) for s, h in self.hosts])
+        """Overlay the incident's effect, far outside the noise (the demo detector flags ~4 sigma)."""
+        if incident.host is None:
+            hit = self._service_of == self.services.index(incident.service)
+        else:
+            hit = np.zeros(len(self.hosts), dtype=bool)
+            hit[self._host_index[incident.host]] = True
         k = int(hit.sum())
         if incident.kind == "cpu_saturation":
-            out[hit, _CPU] = rng.uniform(95, 99, k)
+            out[hit, _CPU] = rng.uniform(95.0, 99.0, k)
         elif incident.kind == "latency_regression":
             out[hit, _LAT] *= 4.0
         elif incident.kind == "error_burst":
             out[hit, _ERR] = rng.uniform(0.15, 0.3, k)
         elif incident.kind == "disk_filling":
-            out[hit, _DISK] += (ts - incident.start) / 10.0 + 5.0  # +1 point per 10 s, from a 5-point jump
+            out[hit, _DISK] += _DISK_FILL_JUMP + _DISK_FILL_PER_S * (ts - incident.start)  # capped by the clip
 
     def sample(self, ts: float) -> list[dict]:
-        """One point per metric per host at `ts`, in the ingest API's JSON shape."""
-        values = self.values(ts)
+        """One point per metric per host at `ts`, in the ingest API's JSON shape (fresh dicts)."""
+        values = self.values(ts).ravel().tolist()
         return [
-            {"name": metric, "labels": labels if metric != "http_request_duration_seconds" else {**labels, "quantile": "0.95"},
-             "ts": ts, "value": float(values[h, m])}
-            for h, labels in enumerate(self._labels)
-            for m, metric in enumerate(METRICS)
+            {"name": name, "labels": dict(labels), "ts": ts, "value": value}
+            for name, labels, value in zip(self._names, self._labels, values, strict=True)
         ]
