@@ -20,6 +20,8 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from aiops.matchers import parse_selector
+from aiops.settings import InhibitRule
 from aiops.silences import SilenceBook
 from aiops.store import repository
 from ingest.registry import SeriesKey
@@ -91,6 +93,7 @@ class AlertManager:
         flap_opens: int = 3,
         flap_window_s: float = 3600.0,
         flap_hold: float = 4.0,
+        inhibit: Sequence[InhibitRule] = (),
     ) -> None:
         self.resolve_after_s = resolve_after_s
         self.silences = silences or SilenceBook()
@@ -99,6 +102,26 @@ class AlertManager:
         self.flap_hold = flap_hold
         self._firing: dict[str, dict[str, Any]] = {}
         self._opened: dict[str, deque[float]] = {}  # recent openings per fingerprint (wall clock)
+        self.configure_inhibition(inhibit)
+
+    def configure_inhibition(self, rules: Sequence[InhibitRule]) -> None:
+        self._inhibit = [(r, parse_selector(r.source), parse_selector(r.target)) for r in rules]
+
+    def _muted_by(self, alert: dict[str, Any], now: float) -> str | None:
+        """A silence or maintenance window muting the alert, else a firing alert inhibiting it."""
+        silence = self.silences.match(alert["labels"], now)
+        if silence is not None:
+            return silence
+        labels = alert["labels"]
+        for rule, source, target in self._inhibit:  # a loop over rules and firing alerts, not points
+            if alert["severity"] != rule.target_severity or not _matches(target, labels):
+                continue
+            for other in self._firing.values():
+                if other["id"] == alert.get("id") or other["severity"] != rule.source_severity or not _matches(source, other["labels"]):
+                    continue
+                if all(k in labels and other["labels"].get(k) == labels[k] for k in rule.equal):
+                    return f"inhibited:alert:{other['id']}"
+        return None
 
     def load(self, conn: Connection) -> None:
         self._firing = {row["fingerprint"]: row for row in repository.firing_alerts(conn)}
@@ -164,7 +187,7 @@ class AlertManager:
             "count": len(group),
             "details": _details(latest),
         }
-        row["silenced_by"] = self.silences.match(row["labels"], now)
+        row["silenced_by"] = self._muted_by(row, now)
         row["flapping"] = self._is_flapping(fp, now)
         row["id"] = repository.insert_alert(conn, row)
         self._firing[fp] = row
@@ -178,10 +201,14 @@ class AlertManager:
             "updated_at": now,
             "count": alert["count"] + len(group),
             "details": _details(latest),
-            "silenced_by": self.silences.match(alert["labels"], now),  # a silence may have begun or ended
         }
+        changes["silenced_by"] = self._muted_by({**alert, **changes}, now)  # a silence may have begun or ended
         repository.update_alert(conn, alert["id"], changes)
         alert.update(changes)
+
+
+def _matches(selector, labels: dict[str, str]) -> bool:
+    return selector.matches(labels.get("__name__", ""), {k: v for k, v in labels.items() if k != "__name__"})
 
 
 def _severity_name(rank: int) -> str:

@@ -56,7 +56,7 @@ class Service:
         self.registry = SeriesRegistry(max_series=settings.ingest.max_series)
         self.decoder = PointDecoder(self.registry, max_future_skew_s=settings.ingest.max_future_skew_s)
         self.detection = DetectionRouter(settings.detection, settings.alerting, self.registry)
-        self.silences = SilenceBook(settings.alerting.silences)
+        self.silences = SilenceBook(settings.alerting.silences, settings.alerting.maintenance)
         self.incidents = IncidentManager(settings.alerting.incidents)
         self.pipeline = Pipeline(
             bus=self.bus,
@@ -71,6 +71,7 @@ class Service:
                 flap_opens=settings.alerting.flap_opens,
                 flap_window_s=settings.alerting.flap_window_s,
                 flap_hold=settings.alerting.flap_hold,
+                inhibit=settings.alerting.inhibit,
             ),
             store=self.store,
             telemetry=self.telemetry,
@@ -114,7 +115,8 @@ class Service:
             alerts.resolve_after_s = new.alerting.resolve_after_s
             alerts.flap_opens, alerts.flap_window_s = new.alerting.flap_opens, new.alerting.flap_window_s
             alerts.flap_hold = new.alerting.flap_hold
-            self.silences.configure(new.alerting.silences)
+            self.silences.configure(new.alerting.silences, new.alerting.maintenance)
+            alerts.configure_inhibition(new.alerting.inhibit)
             self.incidents.configure(new.alerting.incidents)
             restart = [
                 name for name in type(new).model_fields

@@ -26,6 +26,8 @@ __all__ = [
     "EntityRule",
     "IncidentSettings",
     "IngestSettings",
+    "InhibitRule",
+    "MaintenanceWindow",
     "LoggingSettings",
     "ServerSettings",
     "SilenceSpec",
@@ -174,6 +176,41 @@ class SilenceSpec(_Section):
         return self
 
 
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class MaintenanceWindow(_Section):
+    """A recurring silence: every listed weekday from `start` (UTC) for `duration_s`."""
+
+    name: str = Field(min_length=1, max_length=128)
+    selector: str
+    weekdays: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
+        default_factory=lambda: list(_WEEKDAYS)
+    )
+    start: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="HH:MM, UTC")
+    duration_s: float = Field(gt=0, le=7 * 86400)
+
+    @field_validator("selector")
+    @classmethod
+    def _parses(cls, text: str) -> str:
+        return DetectionRule._parses(text)
+
+
+class InhibitRule(_Section):
+    """While an alert of `source_severity` fires, alerts of `target_severity` sharing `equal` are muted."""
+
+    source_severity: Literal["warning", "critical"] = "critical"
+    target_severity: Literal["warning", "critical"] = "warning"
+    equal: list[str] = Field(min_length=1, description="labels both must share, e.g. [cluster]")
+    source: str = Field("{}", description="selector the muting alert must match")
+    target: str = Field("{}", description="selector the muted alert must match")
+
+    @field_validator("source", "target")
+    @classmethod
+    def _parses(cls, text: str) -> str:
+        return DetectionRule._parses(text)
+
+
 class IncidentSettings(_Section):
     """How alerts are grouped into incidents."""
 
@@ -192,6 +229,8 @@ class AlertingSettings(_Section):
     critical_score: float = Field(0.8, ge=0, le=1, description="a score at or above makes it critical")
     resolve_after_s: float = Field(300.0, gt=0, description="an alert with no anomaly for this long resolves")
     silences: list[SilenceSpec] = Field(default_factory=list)
+    maintenance: list[MaintenanceWindow] = Field(default_factory=list)
+    inhibit: list[InhibitRule] = Field(default_factory=list)
     incidents: IncidentSettings = IncidentSettings()
     flap_opens: int = Field(3, ge=2, description="this many openings of one alert within flap_window_s make it flapping")
     flap_window_s: float = Field(3600.0, gt=0)

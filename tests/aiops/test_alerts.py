@@ -58,3 +58,29 @@ def test_openings_spread_beyond_the_window_are_not_flapping(store):
             _, events = manager.observe(conn, [_record(k)], now=10_000.0 + 600 * k)
             assert not events[0].flapping
             manager.resolve_quiet(conn, now=10_000.0 + 600 * k + 100)
+
+
+def test_inhibition_mutes_warnings_beneath_a_critical_alert_of_the_same_cluster(store):
+    from aiops.settings import InhibitRule
+
+    keys = {
+        0: ("cpu", (("cluster", "eu-1"), ("host", "a"))),
+        1: ("lat", (("cluster", "eu-1"), ("host", "b"))),
+        2: ("lat", (("cluster", "us-1"), ("host", "c"))),
+    }
+    with store.begin() as conn:
+        repository.insert_series(conn, list(keys.items()), now=0.0)
+    manager = AlertManager(resolve_after_s=300, inhibit=[InhibitRule(equal=["cluster"])])
+
+    def rec(sid, severity):
+        return AnomalyRecord(sid, keys[sid], 1.0, 1.0, 0.0, -1.0, 1.0, 0.9, severity, "ewma_zscore", {})
+
+    with store.begin() as conn:
+        _, opened = manager.observe(conn, [rec(0, "critical")], now=100.0)
+        _, events = manager.observe(conn, [rec(1, "warning"), rec(2, "warning")], now=101.0)
+    by_id = {e.alert_id: e for e in events}
+    critical_id = opened[0].alert_id
+    assert opened[0].silenced_by is None
+    assert [e.silenced_by for e in events if e.labels["cluster"] == "eu-1"] == [f"inhibited:alert:{critical_id}"]
+    assert [e.silenced_by for e in events if e.labels["cluster"] == "us-1"] == [None]
+    assert len(by_id) == 2  # both recorded

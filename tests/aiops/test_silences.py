@@ -99,3 +99,25 @@ def test_a_config_silence_that_ends_before_it_starts_is_a_config_error(tmp_path)
     with pytest.raises(ConfigError) as err:
         load_settings(path, environ={})
     assert err.value.issues[0].path == "alerting.silences.0" and err.value.issues[0].line == 3
+
+
+def test_maintenance_windows_recur_on_their_weekdays_and_run_past_midnight():
+    from datetime import datetime, timezone
+
+    from aiops.settings import MaintenanceWindow
+    from aiops.silences import SilenceBook
+
+    book = SilenceBook(maintenance=[
+        MaintenanceWindow(name="patch", selector='{cluster="eu-1"}', weekdays=["sun"], start="23:00", duration_s=3 * 3600),
+    ])
+
+    def at(text):
+        return datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp()
+
+    eu = {"__name__": "cpu", "cluster": "eu-1"}
+    assert book.match(eu, at("2026-11-29T23:30:00")) == "maintenance:patch"  # a Sunday
+    assert book.match(eu, at("2026-11-30T01:59:00")) == "maintenance:patch"  # past midnight, into Monday
+    assert book.match(eu, at("2026-11-30T02:00:00")) is None
+    assert book.match(eu, at("2026-11-28T23:30:00")) is None  # a Saturday
+    assert book.match({"__name__": "cpu", "cluster": "us-1"}, at("2026-11-29T23:30:00")) is None
+    assert book.match(eu, at("2026-12-06T23:00:00")) == "maintenance:patch"  # every week
