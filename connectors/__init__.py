@@ -1,1 +1,15 @@
-"""Clients for external systems: sources, actions and notifiers (arrive with the issues that need them)."""
+"""Clients for external systems: sources, actions and notifiers. No pipeline logic here."""
+
+from connectors.errors import ConfigurationError, ConnectorError, DeliveryError, PermanentDeliveryError, RetriesExhausted
+from connectors.webhook import Delivery, WebhookConfig, WebhookNotifier
+
+__all__ = [
+    "ConfigurationError",
+    "ConnectorError",
+    "Delivery",
+    "DeliveryError",
+    "PermanentDeliveryError",
+    "RetriesExhausted",
+    "WebhookConfig",
+    "WebhookNotifier",
+]
