@@ -1,6 +1,7 @@
 """Clients for external systems: sources, actions and notifiers. No pipeline logic here."""
 
 from connectors.errors import ConfigurationError, ConnectorError, DeliveryError, PermanentDeliveryError, RetriesExhausted
+from connectors.pagerduty import PagerDutyConfig, PagerDutyNotifier
 from connectors.webhook import Delivery, WebhookConfig, WebhookNotifier
 
 __all__ = [
@@ -8,6 +9,8 @@ __all__ = [
     "ConnectorError",
     "Delivery",
     "DeliveryError",
+    "PagerDutyConfig",
+    "PagerDutyNotifier",
     "PermanentDeliveryError",
     "RetriesExhausted",
     "WebhookConfig",

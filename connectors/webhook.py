@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import hmac
 import json
@@ -28,12 +27,10 @@ from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from connectors.errors import ConfigurationError, PermanentDeliveryError, RetriesExhausted
+from connectors._http import RetryPolicy, post_with_retries
+from connectors.errors import ConfigurationError
 
 __all__ = ["Delivery", "WebhookConfig", "WebhookNotifier"]
-
-_RETRYABLE = {408, 429}
-
 
 class WebhookConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -94,34 +91,17 @@ class WebhookNotifier:
 
     def send(self, payload: dict[str, Any], idempotency_key: str) -> Delivery:
         body = self.render(payload)
-        last = "no attempt"
-        status = None
-        for attempt in range(1, self.config.max_attempts + 1):
-            headers = {**self.config.headers, **self._signed(body), "Content-Type": "application/json",
-                       "Idempotency-Key": idempotency_key}
-            retry_after = None
-            try:
-                response = self.client.post(self.config.url, content=body, headers=headers, timeout=self.config.timeout_s)
-            except httpx.HTTPError as exc:  # timeouts, refused connections: retryable
-                last, status = f"{type(exc).__name__}: {exc}", None
-            else:
-                status = response.status_code
-                if status < 300:
-                    return Delivery(status, attempt)
-                if status < 500 and status not in _RETRYABLE:
-                    raise PermanentDeliveryError(
-                        f"webhook refused the notification: HTTP {status} {response.text[:200]}", attempt, status
-                    )
-                last = f"HTTP {status}"
-                retry_after = _retry_after(response.headers.get("retry-after"), self.clock())
-            if attempt < self.config.max_attempts:
-                self.sleep(retry_after if retry_after is not None else self._backoff(attempt))
-        raise RetriesExhausted(f"webhook failed {self.config.max_attempts} times, last: {last}", self.config.max_attempts, status)
 
-    def _backoff(self, attempt: int) -> float:
-        """Full jitter: uniform in [0, min(max, base · 2^(attempt−1))]."""
-        ceiling = min(self.config.backoff_max_s, self.config.backoff_base_s * 2 ** (attempt - 1))
-        return self.rng.uniform(0, ceiling)
+        def headers() -> dict[str, str]:  # fresh per attempt: the signature carries a timestamp
+            return {**self.config.headers, **self._signed(body), "Content-Type": "application/json",
+                    "Idempotency-Key": idempotency_key}
+
+        policy = RetryPolicy(self.config.timeout_s, self.config.max_attempts, self.config.backoff_base_s,
+                             self.config.backoff_max_s)
+        response, attempts = post_with_retries(
+            self.client, self.config.url, body, headers, policy, self.sleep, self.clock, self.rng, "webhook"
+        )
+        return Delivery(response.status_code, attempts)
 
     def _signed(self, body: bytes) -> dict[str, str]:
         if self.config.secret is None:
@@ -130,17 +110,3 @@ class WebhookNotifier:
         digest = hmac.new(self.config.secret.get_secret_value().encode(), ts.encode() + b"." + body, hashlib.sha256)
         return {"X-Aiops-Timestamp": ts, "X-Aiops-Signature": f"sha256={digest.hexdigest()}"}
 
-
-def _retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), capped at 5 minutes."""
-    if not value:
-        return None
-    try:
-        return min(max(float(value), 0.0), 300.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError):
-        return None
-    return min(max(when - now, 0.0), 300.0)

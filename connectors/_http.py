@@ -1,0 +1,73 @@
+"""One retry policy for outbound HTTP: explicit timeouts, jittered backoff, Retry-After, 4xx final."""
+
+from __future__ import annotations
+
+import email.utils
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from connectors.errors import PermanentDeliveryError, RetriesExhausted
+
+__all__ = ["RetryPolicy", "post_with_retries"]
+
+_RETRYABLE = {408, 429}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    timeout_s: float = 5.0
+    max_attempts: int = 4
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+
+
+def post_with_retries(
+    client: httpx.Client,
+    url: str,
+    body: bytes,
+    headers: Callable[[], dict[str, str]],
+    policy: RetryPolicy,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+    rng: random.Random,
+    what: str,
+) -> tuple[httpx.Response, int]:
+    """POST until a 2xx (returned with the attempt count); timeouts, connection errors, 408, 429 and
+    5xx are retried, any other 4xx raises PermanentDeliveryError; `headers` is called per attempt."""
+    last, status = "no attempt", None
+    for attempt in range(1, policy.max_attempts + 1):
+        retry_after = None
+        try:
+            response = client.post(url, content=body, headers=headers(), timeout=policy.timeout_s)
+        except httpx.HTTPError as exc:
+            last, status = f"{type(exc).__name__}: {exc}", None
+        else:
+            status = response.status_code
+            if status < 300:
+                return response, attempt
+            if status < 500 and status not in _RETRYABLE:
+                raise PermanentDeliveryError(f"{what} refused: HTTP {status} {response.text[:200]}", attempt, status)
+            last = f"HTTP {status}"
+            retry_after = _retry_after(response.headers.get("retry-after"), clock())
+        if attempt < policy.max_attempts:
+            ceiling = min(policy.backoff_max_s, policy.backoff_base_s * 2 ** (attempt - 1))
+            sleep(retry_after if retry_after is not None else rng.uniform(0, ceiling))  # full jitter
+    raise RetriesExhausted(f"{what} failed {policy.max_attempts} times, last: {last}", policy.max_attempts, status)
+
+
+def _retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), capped at 5 minutes."""
+    if not value:
+        return None
+    try:
+        return min(max(float(value), 0.0), 300.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return min(max(when - now, 0.0), 300.0)
