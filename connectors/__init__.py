@@ -2,6 +2,7 @@
 
 from connectors.errors import ConfigurationError, ConnectorError, DeliveryError, PermanentDeliveryError, RetriesExhausted
 from connectors.pagerduty import PagerDutyConfig, PagerDutyNotifier
+from connectors.slack import SlackConfig, SlackNotifier, slack_message
 from connectors.webhook import Delivery, WebhookConfig, WebhookNotifier
 
 __all__ = [
@@ -13,6 +14,9 @@ __all__ = [
     "PagerDutyNotifier",
     "PermanentDeliveryError",
     "RetriesExhausted",
+    "SlackConfig",
+    "SlackNotifier",
+    "slack_message",
     "WebhookConfig",
     "WebhookNotifier",
 ]

@@ -1,0 +1,69 @@
+"""Slack incoming-webhook emulator on loopback (`POST /services/T…/B…/…`).
+
+Per Slack's incoming-webhook docs and its 2016-05-17 changelog on webhook error conditions (collected
+in shared/API-SHAPES.md §4.7): success is 200 with the plain-text body `ok`; errors are plain text:
+400 `invalid_payload` (not JSON), 400 `no_text` (neither text nor blocks), 400 `invalid_blocks`,
+404 `no_service` (unknown or revoked webhook), 410 `channel_is_archived`; 429 with Retry-After when
+rate limited. Faults can be queued; accepted messages are kept for assertions.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+PATH = "/services/T000/B000/XXXX"
+
+
+class SlackEmulator:
+    def __init__(self) -> None:
+        self.faults: list[tuple[int, str, dict[str, str]]] = []
+        self.messages: list[dict] = []
+        emulator = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                if self.path != PATH:
+                    return self._reply(404, "no_service")
+                if emulator.faults:
+                    status, text, headers = emulator.faults.pop(0)
+                    return self._reply(status, text, headers)
+                try:
+                    message = json.loads(body)
+                except ValueError:
+                    return self._reply(400, "invalid_payload")
+                if not message.get("text") and not message.get("blocks"):
+                    return self._reply(400, "no_text")
+                blocks = message.get("blocks", [])
+                if not isinstance(blocks, list) or any(not isinstance(b, dict) or "type" not in b for b in blocks):
+                    return self._reply(400, "invalid_blocks")
+                emulator.messages.append(message)
+                self._reply(200, "ok")
+
+            def _reply(self, status: int, text: str, headers: dict | None = None) -> None:
+                data = text.encode()
+                self.send_response(status)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.send_header("content-type", "text/plain")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.url = self.base + PATH
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> SlackEmulator:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
