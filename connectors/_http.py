@@ -7,11 +7,14 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import time
+
 import httpx
+from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.errors import PermanentDeliveryError, RetriesExhausted
 
-__all__ = ["RetryPolicy", "post_with_retries"]
+__all__ = ["Outbound", "RetryPolicy", "RetrySettings", "post_with_retries"]
 
 _RETRYABLE = {408, 429}
 
@@ -22,6 +25,45 @@ class RetryPolicy:
     max_attempts: int = 4
     backoff_base_s: float = 0.5
     backoff_max_s: float = 30.0
+
+
+class RetrySettings(BaseModel):
+    """The retry fields every outbound connector's config shares."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    timeout_s: float = Field(5.0, gt=0, le=60)
+    max_attempts: int = Field(4, ge=1, le=10)
+    backoff_base_s: float = Field(0.5, ge=0)
+    backoff_max_s: float = Field(30.0, ge=0)
+
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy(self.timeout_s, self.max_attempts, self.backoff_base_s, self.backoff_max_s)
+
+
+class Outbound:
+    """Seams every outbound connector takes: the httpx client, sleep, the clock and randomness."""
+
+    what = "remote system"
+
+    def __init__(
+        self,
+        config: RetrySettings,
+        client: httpx.Client | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.client = client or httpx.Client()
+        self.sleep = sleep
+        self.clock = clock
+        self.rng = rng or random.Random()
+
+    def _post(self, url: str, body: bytes, headers: Callable[[], dict[str, str]]) -> tuple[httpx.Response, int]:
+        return post_with_retries(
+            self.client, url, body, headers, self.config.policy(), self.sleep, self.clock, self.rng, self.what
+        )
 
 
 def post_with_retries(

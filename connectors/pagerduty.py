@@ -11,47 +11,29 @@ invalid event (not retried), 429 and 5xx are retried.
 from __future__ import annotations
 
 import json
-import random
-import time
-from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import Field, SecretStr
 
-from connectors._http import RetryPolicy, post_with_retries
+from connectors._http import Outbound, RetrySettings
 
 __all__ = ["PagerDutyConfig", "PagerDutyNotifier"]
 
 Severity = Literal["critical", "error", "warning", "info"]
 
 
-class PagerDutyConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class PagerDutyConfig(RetrySettings):
     routing_key: SecretStr = Field(min_length=32, max_length=32)
     url: str = Field("https://events.pagerduty.com/v2/enqueue", pattern=r"^https?://")
-    timeout_s: float = Field(5.0, gt=0, le=60)
-    max_attempts: int = Field(4, ge=1, le=10)
-    backoff_base_s: float = Field(0.5, ge=0)
-    backoff_max_s: float = Field(30.0, ge=0)
 
 
-class PagerDutyNotifier:
-    def __init__(
-        self,
-        config: PagerDutyConfig,
-        client: httpx.Client | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.time,
-        rng: random.Random | None = None,
-    ) -> None:
-        self.config = config
-        self.client = client or httpx.Client()
-        self.sleep = sleep
-        self.clock = clock
-        self.rng = rng or random.Random()
+class PagerDutyNotifier(Outbound):
+    what = "PagerDuty"
+
+    def __init__(self, config: PagerDutyConfig, **seams: Any) -> None:
+        super().__init__(config, **seams)
+        self.config: PagerDutyConfig = config
 
     def trigger(
         self,
@@ -88,10 +70,5 @@ class PagerDutyNotifier:
 
     def _send(self, event: dict[str, Any]) -> str:
         body = json.dumps({"routing_key": self.config.routing_key.get_secret_value(), **event}).encode()
-        policy = RetryPolicy(self.config.timeout_s, self.config.max_attempts, self.config.backoff_base_s,
-                             self.config.backoff_max_s)
-        response, _ = post_with_retries(
-            self.client, self.config.url, body, lambda: {"Content-Type": "application/json"}, policy,
-            self.sleep, self.clock, self.rng, "PagerDuty",
-        )
+        response, _ = self._post(self.config.url, body, lambda: {"Content-Type": "application/json"})
         return response.json().get("dedup_key", event["dedup_key"])

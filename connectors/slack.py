@@ -9,29 +9,21 @@ no_service, channel_is_archived) are final; 429 (with Retry-After) and 5xx are r
 from __future__ import annotations
 
 import json
-import random
 import time
-from collections.abc import Callable
 from typing import Any
 
-import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import Field, SecretStr
 
-from connectors._http import RetryPolicy, post_with_retries
+from connectors._http import Outbound, RetrySettings
 
 __all__ = ["SlackConfig", "SlackNotifier", "slack_message"]
 
 _ICON = {"critical": ":red_circle:", "warning": ":large_orange_circle:", "resolved": ":white_check_mark:"}
 
 
-class SlackConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class SlackConfig(RetrySettings):
     webhook_url: SecretStr = Field(description="the incoming webhook's URL (it is the credential)")
-    timeout_s: float = Field(5.0, gt=0, le=60)
-    max_attempts: int = Field(4, ge=1, le=10)
-    backoff_base_s: float = Field(1.0, ge=0)
-    backoff_max_s: float = Field(30.0, ge=0)
+    backoff_base_s: float = Field(1.0, ge=0)  # Slack allows about one message a second
 
 
 def _fmt(x: Any) -> str:
@@ -66,27 +58,17 @@ def slack_message(alert: dict[str, Any], link: str | None = None) -> dict[str, A
     return {"text": f"{state.upper()} {name} on {where}: {seen}", "blocks": blocks}
 
 
-class SlackNotifier:
-    def __init__(
-        self,
-        config: SlackConfig,
-        client: httpx.Client | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.time,
-        rng: random.Random | None = None,
-    ) -> None:
-        self.config = config
-        self.client = client or httpx.Client()
-        self.sleep = sleep
-        self.clock = clock
-        self.rng = rng or random.Random()
+class SlackNotifier(Outbound):
+    what = "Slack"
+
+    def __init__(self, config: SlackConfig, **seams: Any) -> None:
+        super().__init__(config, **seams)
+        self.config: SlackConfig = config
 
     def send(self, message: dict[str, Any]) -> int:
         """Post a message (`slack_message`); returns the attempts it took."""
-        policy = RetryPolicy(self.config.timeout_s, self.config.max_attempts, self.config.backoff_base_s,
-                             self.config.backoff_max_s)
-        _, attempts = post_with_retries(
-            self.client, self.config.webhook_url.get_secret_value(), json.dumps(message).encode(),
-            lambda: {"Content-Type": "application/json"}, policy, self.sleep, self.clock, self.rng, "Slack",
+        _, attempts = self._post(
+            self.config.webhook_url.get_secret_value(), json.dumps(message).encode(),
+            lambda: {"Content-Type": "application/json"},
         )
         return attempts

@@ -16,33 +16,23 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import random
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import Field, SecretStr
 
-from connectors._http import RetryPolicy, post_with_retries
+from connectors._http import Outbound, RetrySettings
 from connectors.errors import ConfigurationError
 
 __all__ = ["Delivery", "WebhookConfig", "WebhookNotifier"]
 
-class WebhookConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class WebhookConfig(RetrySettings):
     url: str = Field(pattern=r"^https?://")
     secret: SecretStr | None = None
     template: str | None = Field(None, description="Jinja2 (sandboxed) producing the JSON body; default: the payload")
     headers: dict[str, str] = Field(default_factory=dict)
-    timeout_s: float = Field(5.0, gt=0, le=60)
-    max_attempts: int = Field(4, ge=1, le=10)
-    backoff_base_s: float = Field(0.5, ge=0)
-    backoff_max_s: float = Field(30.0, ge=0)
 
 
 @dataclass(frozen=True)
@@ -51,22 +41,14 @@ class Delivery:
     attempts: int
 
 
-class WebhookNotifier:
-    """Sends notifications to one webhook. Seams: the httpx client, the clock, sleep and randomness."""
+class WebhookNotifier(Outbound):
+    """Sends notifications to one webhook."""
 
-    def __init__(
-        self,
-        config: WebhookConfig,
-        client: httpx.Client | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.time,
-        rng: random.Random | None = None,
-    ) -> None:
-        self.config = config
-        self.client = client or httpx.Client()
-        self.sleep = sleep
-        self.clock = clock
-        self.rng = rng or random.Random()
+    what = "webhook"
+
+    def __init__(self, config: WebhookConfig, **seams: Any) -> None:
+        super().__init__(config, **seams)
+        self.config: WebhookConfig = config
         self._template = None
         if config.template is not None:
             env = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
@@ -96,11 +78,7 @@ class WebhookNotifier:
             return {**self.config.headers, **self._signed(body), "Content-Type": "application/json",
                     "Idempotency-Key": idempotency_key}
 
-        policy = RetryPolicy(self.config.timeout_s, self.config.max_attempts, self.config.backoff_base_s,
-                             self.config.backoff_max_s)
-        response, attempts = post_with_retries(
-            self.client, self.config.url, body, headers, policy, self.sleep, self.clock, self.rng, "webhook"
-        )
+        response, attempts = self._post(self.config.url, body, headers)
         return Delivery(response.status_code, attempts)
 
     def _signed(self, body: bytes) -> dict[str, str]:

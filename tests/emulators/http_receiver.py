@@ -11,7 +11,9 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from emulators._loopback import LoopbackServer, reply
 
 
 @dataclass
@@ -30,7 +32,7 @@ class Request:
     body: bytes
 
 
-class HttpReceiver:
+class HttpReceiver(LoopbackServer):
     def __init__(self) -> None:
         self.replies: list[Reply] = []
         self.requests: list[Request] = []
@@ -43,27 +45,10 @@ class HttpReceiver:
                 body = self.rfile.read(length)
                 with receiver._lock:
                     receiver.requests.append(Request("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body))
-                    reply = receiver.replies.pop(0) if receiver.replies else Reply()
-                if reply.delay_s:
-                    time.sleep(reply.delay_s)
-                self.send_response(reply.status)
-                for k, v in reply.headers.items():
-                    self.send_header(k, v)
-                self.send_header("content-length", str(len(reply.body)))
-                self.end_headers()
-                self.wfile.write(reply.body)
+                    answer = receiver.replies.pop(0) if receiver.replies else Reply()
+                if answer.delay_s:
+                    time.sleep(answer.delay_s)
+                reply(self, answer.status, answer.body, "application/json", answer.headers)
 
-            def log_message(self, *args) -> None:  # keep test output clean
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> HttpReceiver:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(Handler)
+        self.url = self.base

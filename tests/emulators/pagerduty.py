@@ -13,12 +13,13 @@ most 255 characters and required for acknowledge and resolve; a trigger's `paylo
 from __future__ import annotations
 
 import json
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from emulators._loopback import LoopbackServer, reply
 
 
-class PagerDutyEmulator:
+class PagerDutyEmulator(LoopbackServer):
     def __init__(self) -> None:
         self.faults: list[tuple[int, dict[str, str]]] = []
         self.events: list[dict] = []
@@ -48,29 +49,10 @@ class PagerDutyEmulator:
                 self._reply(202, {"status": "success", "message": "Event processed", "dedup_key": key})
 
             def _reply(self, status: int, body: dict, headers: dict | None = None) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                reply(self, status, json.dumps(body).encode(), "application/json", headers)
 
-            def log_message(self, *args) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/v2/enqueue"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> PagerDutyEmulator:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(Handler)
+        self.url = self.base + "/v2/enqueue"
 
 
 def _validate(event: dict) -> list[str]:

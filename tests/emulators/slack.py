@@ -10,13 +10,14 @@ rate limited. Faults can be queued; accepted messages are kept for assertions.
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
-PATH = "/services/T000/B000/XXXX"
+from emulators._loopback import LoopbackServer, reply
+
+PATH = "/services/T000/B000/hooksecret"
 
 
-class SlackEmulator:
+class SlackEmulator(LoopbackServer):
     def __init__(self) -> None:
         self.faults: list[tuple[int, str, dict[str, str]]] = []
         self.messages: list[dict] = []
@@ -43,27 +44,7 @@ class SlackEmulator:
                 self._reply(200, "ok")
 
             def _reply(self, status: int, text: str, headers: dict | None = None) -> None:
-                data = text.encode()
-                self.send_response(status)
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.send_header("content-type", "text/plain")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                reply(self, status, text.encode(), "text/plain", headers)
 
-            def log_message(self, *args) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self._server.server_address[1]}"
+        super().__init__(Handler)
         self.url = self.base + PATH
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> SlackEmulator:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
