@@ -31,6 +31,7 @@ __all__ = [
     "LoggingSettings",
     "ServerSettings",
     "SilenceSpec",
+    "Route",
     "Settings",
     "StoreSettings",
 ]
@@ -206,6 +207,29 @@ class InhibitRule(_Section):
     target: str = Field("{}", description="selector the muted alert must match")
 
     @field_validator("source", "target")
+    @classmethod
+    def _parses(cls, text: str) -> str:
+        return DetectionRule._parses(text)
+
+
+class Route(_Section):
+    """A node of the routing tree, in the spirit of Prometheus Alertmanager's routes.
+
+    An alert enters at the root and descends into the first child whose selector matches (and on
+    into later matching siblings too where a child says `continue`); the deepest matching nodes
+    notify their receiver. Unset timing fields are inherited from the parent.
+    """
+
+    selector: str = "{}"
+    receiver: str | None = None
+    group_by: list[str] | None = None
+    group_wait_s: float | None = Field(None, ge=0)
+    group_interval_s: float | None = Field(None, gt=0)
+    repeat_interval_s: float | None = Field(None, gt=0)
+    continue_: bool = Field(False, alias="continue")
+    routes: list[Route] = Field(default_factory=list)
+
+    @field_validator("selector")
     @classmethod
     def _parses(cls, text: str) -> str:
         return DetectionRule._parses(text)
