@@ -65,6 +65,7 @@ class _Rule:
     slot: int
     warning: float
     critical: float
+    runbook_url: str | None = None
 
 
 @dataclass
@@ -127,10 +128,11 @@ class DetectionRouter:
             return slots[key]
 
         rules = [
-            _Rule(parse_selector(r.selector), r.selector, slot_for(r), *self._thresholds(r, alerting))
+            _Rule(parse_selector(r.selector), r.selector, slot_for(r), *self._thresholds(r, alerting), r.runbook_url)
             for r in detection.rules
         ]
-        rules.append(_Rule(None, "default", slot_for(detection.default), *self._thresholds(detection.default, alerting)))
+        default = detection.default
+        rules.append(_Rule(None, "default", slot_for(default), *self._thresholds(default, alerting), default.runbook_url))
         self._rules = rules
         self._warning = np.array([r.warning for r in rules])
         self._critical = np.array([r.critical for r in rules])
@@ -243,6 +245,7 @@ class DetectionRouter:
                     "rule": rule.text,
                     "severity": SEVERITIES[severity[i]],
                     "thresholds": {"warning": rule.warning, "critical": rule.critical},
+                    **({"runbook_url": rule.runbook_url} if rule.runbook_url else {}),
                 }
                 names[i] = self._slots[k].name
         return explanations, names

@@ -154,6 +154,7 @@ class EntityMonitor:
                             "features": dict(zip(rule.features, rows[e].tolist())),
                             "attributions": shares,
                         },
+                        **({"runbook_url": rule.runbook_url} if rule.runbook_url else {}),
                     },
                     alert_key=(f"entity:{rule.name}", tuple(sorted(labels.items()))),
                 )

@@ -4,24 +4,29 @@ An opening alert joins the open incident with the same *group key* that was upda
 `window_s`, else it opens a new one. The key is made of the alert's `group_by` labels (the cluster,
 by default) and of its service's component in the dependency map (`topology`): services that call
 each other share incidents, so a slow database and the two services waiting on it page once.
-An incident resolves by itself when every alert in it has resolved; people acknowledge, comment on
-and resolve it through the API. Every step goes to its timeline with who or what caused it.
+An incident resolves by itself when every alert in it has resolved; people acknowledge, comment on,
+mark as being remediated and resolve it through the API (the remediation executor does the same).
+An incident whose first alert matches an escalation policy pages its steps until acknowledged (see
+`aiops.escalation`). Every step goes to its timeline with who or what caused it, and listeners
+(the notifier) hear of acknowledgements, remediation and resolution in the same transaction.
 """
 
 from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
 from aiops.alerts import AlertEvent
+from aiops.escalation import Escalations
 from aiops.settings import IncidentSettings
 from aiops.store.schema import incident_alerts, incident_timeline, incidents
 
-__all__ = ["IncidentManager", "components_of", "rank_origins"]
+__all__ = ["IncidentManager", "Page", "components_of", "rank_origins"]
 
 _RANK = {"warning": 1, "critical": 2}
 
@@ -56,10 +61,25 @@ def _locked(method):
     return wrapper
 
 
+@dataclass(frozen=True)
+class Page:
+    """An escalation step that is due: notify `receiver` of the incident."""
+
+    incident_id: int
+    receiver: str
+    step: int
+    round: int
+
+
+Listener = Callable[[Connection, int, str, str, float], None]  # (conn, incident id, change, actor, now)
+
+
 class IncidentManager:
-    def __init__(self, settings: IncidentSettings) -> None:
+    def __init__(self, settings: IncidentSettings, escalations: Escalations | None = None) -> None:
         self._lock = threading.RLock()
         self.configure(settings)
+        self.escalations = escalations or Escalations()
+        self.listeners: list[Listener] = []
         self._open: dict[str, dict[str, Any]] = {}  # group key → open incident row
         self._incident_of: dict[int, int] = {}  # alert id → incident id (open incidents only)
 
@@ -130,6 +150,9 @@ class IncidentManager:
             "resolved_at": None,
             "alert_count": 1,
         }
+        policy = self.escalations.policy_for(e.labels or {})
+        row.update(escalation_policy=policy, escalation_step=-1, escalation_round=0,
+                   escalation_next_at=now if policy else None)  # the first step pages at the next tick
         row["id"] = int(conn.execute(insert(incidents).returning(incidents.c.id), [row]).scalar_one())
         conn.execute(insert(incident_alerts), [{"incident_id": row["id"], "alert_id": e.alert_id, "firing": True}])
         self._timeline(conn, row["id"], now, "pipeline", "opened", {"alert_id": e.alert_id, "summary": e.summary})
@@ -159,9 +182,11 @@ class IncidentManager:
     @_locked
     def resolve(self, conn: Connection, incident_id: int, now: float, actor: str, reason: str) -> None:
         conn.execute(
-            update(incidents).where(incidents.c.id == incident_id).values(state="resolved", resolved_at=now, updated_at=now)
+            update(incidents).where(incidents.c.id == incident_id)
+            .values(state="resolved", resolved_at=now, updated_at=now, escalation_next_at=None)
         )
         self._timeline(conn, incident_id, now, actor, "resolved", {"reason": reason})
+        self._tell(conn, incident_id, "resolved", actor, now)
         for key, incident in list(self._open.items()):
             if incident["id"] == incident_id:
                 del self._open[key]
@@ -170,15 +195,52 @@ class IncidentManager:
 
     @_locked
     def acknowledge(self, conn: Connection, incident_id: int, now: float, actor: str) -> None:
-        conn.execute(
-            update(incidents)
-            .where(incidents.c.id == incident_id)
-            .values(state="acknowledged", acknowledged_at=now, acknowledged_by=actor, updated_at=now)
-        )
+        changes = {"state": "acknowledged", "acknowledged_at": now, "acknowledged_by": actor, "updated_at": now,
+                   "escalation_next_at": None}
+        conn.execute(update(incidents).where(incidents.c.id == incident_id).values(**changes))
         self._timeline(conn, incident_id, now, actor, "acknowledged", {})
         incident = self._by_id(incident_id)
         if incident is not None:
-            incident.update(state="acknowledged", acknowledged_at=now, acknowledged_by=actor, updated_at=now)
+            incident.update(changes)
+        self._tell(conn, incident_id, "acknowledged", actor, now)
+
+    @_locked
+    def remediating(self, conn: Connection, incident_id: int, now: float, actor: str, detail: dict[str, Any]) -> None:
+        """Someone (a person or the executor) is fixing it: escalation stops, the timeline says how."""
+        changes = {"state": "remediating", "updated_at": now, "escalation_next_at": None}
+        conn.execute(update(incidents).where(incidents.c.id == incident_id).values(**changes))
+        self._timeline(conn, incident_id, now, actor, "remediating", detail)
+        incident = self._by_id(incident_id)
+        if incident is not None:
+            incident.update(changes)
+        self._tell(conn, incident_id, "remediating", actor, now)
+
+    @_locked
+    def due_pages(self, conn: Connection, now: float) -> list[Page]:
+        """Advance the escalation of open incidents whose step has waited long enough."""
+        pages = []
+        for incident in self._open.values():  # a loop over open incidents, a handful
+            due = incident.get("escalation_next_at")
+            if incident["state"] != "open" or due is None or due > now:
+                continue
+            step = self.escalations.next(incident["escalation_policy"], incident["escalation_step"],
+                                         incident["escalation_round"], now)
+            changes = {"escalation_step": step.step, "escalation_round": step.round, "escalation_next_at": step.next_at}
+            conn.execute(update(incidents).where(incidents.c.id == incident["id"]).values(**changes))
+            incident.update(changes)
+            if step.receiver is None:
+                self._timeline(conn, incident["id"], now, "escalation", "escalation_exhausted",
+                               {"policy": incident["escalation_policy"]})
+                continue
+            detail = {"policy": incident["escalation_policy"], "step": step.step, "round": step.round,
+                      "receiver": step.receiver}
+            self._timeline(conn, incident["id"], now, "escalation", "escalated", detail)
+            pages.append(Page(incident["id"], step.receiver, step.step, step.round))
+        return pages
+
+    def _tell(self, conn: Connection, incident_id: int, change: str, actor: str, now: float) -> None:
+        for listener in self.listeners:
+            listener(conn, incident_id, change, actor, now)
 
     @_locked
     def comment(self, conn: Connection, incident_id: int, now: float, actor: str, text: str) -> None:

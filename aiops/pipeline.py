@@ -20,6 +20,7 @@ from aiops.alerts import AlertEvent, AlertManager, AnomalyRecord
 from aiops.detection import Detection, DetectionRouter
 from aiops.entities import EntityMonitor
 from aiops.incidents import IncidentManager
+from aiops.notifier import Notifier
 from aiops.store import StoreEngine, repository
 from aiops.telemetry import Telemetry
 from detectors import SEVERITIES, MetricBatch
@@ -53,6 +54,7 @@ class Pipeline:
         entities: EntityMonitor | None = None,
         alerts: AlertManager,
         incidents: IncidentManager | None = None,
+        notifier: Notifier | None = None,
         store: StoreEngine,
         telemetry: Telemetry,
         clock: Callable[[], float] = time.time,
@@ -65,6 +67,7 @@ class Pipeline:
         self.detection = detection
         self.entities = entities
         self.incidents = incidents
+        self.notifier = notifier
         self.alerts = alerts
         self.store = store
         self.telemetry = telemetry
@@ -85,6 +88,8 @@ class Pipeline:
         with self.store.begin() as conn:
             self._load_caches(conn)
             saved = repository.load_checkpoint(conn, CHECKPOINT_NAME)
+            if self.notifier is not None:
+                self.notifier.seed(repository.firing_alerts(conn), self.clock())
         if saved is not None:
             self._restore(*saved)
         self._stop.clear()
@@ -210,6 +215,8 @@ class Pipeline:
         for r in records:
             self.telemetry.anomalies.labels(severity=r.severity).inc()
         self._note(events)
+        if self.notifier is not None:
+            self.notifier.observe(events, now)  # after the commit: groups only hear of what is stored
 
     def _housekeeping(self, now: float) -> None:
         self._last_housekeeping = now
@@ -219,14 +226,19 @@ class Pipeline:
             entity_anomalies = self.entities.tick(now)
             if entity_anomalies:
                 self._persist(entity_anomalies, now)
-        if not self.alerts.firing_count:
-            return
-        with self.store.begin() as conn:
-            events = self.alerts.resolve_quiet(conn, now)
-            repository.append_audit(conn, [_audit(e, now) for e in events])
-            if self.incidents is not None:
-                self.incidents.apply(conn, events, now)
-        self._note(events)
+        events: list[AlertEvent] = []
+        if self.alerts.firing_count:
+            with self.store.begin() as conn:
+                events = self.alerts.resolve_quiet(conn, now)
+                repository.append_audit(conn, [_audit(e, now) for e in events])
+                if self.incidents is not None:
+                    self.incidents.apply(conn, events, now)
+            self._note(events)
+        if self.notifier is not None:
+            self.notifier.observe(events, now)
+        if self.notifier is not None and self.notifier.active:
+            with self.store.begin() as conn:
+                self.notifier.tick(conn, now)
 
     def _load_caches(self, conn) -> None:
         self.alerts.load(conn)

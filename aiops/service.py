@@ -8,12 +8,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiops.alerts import AlertManager
 from aiops.config_loader import load_settings
 from aiops.detection import DetectionRouter, ReconfigureReport
 from aiops.entities import EntityMonitor
+from aiops.escalation import Escalations
 from aiops.incidents import IncidentManager
+from aiops.notifier import Notifier
+from aiops.outbox import Outbox
+from aiops.receivers import Receivers
 from aiops.silences import SilenceBook
 from aiops.pipeline import Pipeline
 from aiops.settings import Settings
@@ -44,7 +49,11 @@ class Service:
     """
 
     def __init__(
-        self, settings: Settings, clock: Callable[[], float] = time.time, config_path: str | Path | None = None
+        self,
+        settings: Settings,
+        clock: Callable[[], float] = time.time,
+        config_path: str | Path | None = None,
+        connector_seams: dict[str, Any] | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -57,13 +66,20 @@ class Service:
         self.decoder = PointDecoder(self.registry, max_future_skew_s=settings.ingest.max_future_skew_s)
         self.detection = DetectionRouter(settings.detection, settings.alerting, self.registry)
         self.silences = SilenceBook(settings.alerting.silences, settings.alerting.maintenance)
-        self.incidents = IncidentManager(settings.alerting.incidents)
+        self.incidents = IncidentManager(settings.alerting.incidents, Escalations(settings.alerting.escalation))
+        self._seams = connector_seams or {}  # tests pass sleep/rng so retries do not wait
+        self.outbox = Outbox(
+            self.store, Receivers(settings.alerting.receivers, **self._seams), clock=clock,
+            on_outcome=lambda receiver, outcome: self.telemetry.notifications.labels(receiver=receiver, outcome=outcome).inc(),
+        )
+        self.notifier = Notifier(settings, self.incidents, self.outbox)
         self.pipeline = Pipeline(
             bus=self.bus,
             registry=self.registry,
             detection=self.detection,
             entities=EntityMonitor(settings.detection.entities, self.registry),
             incidents=self.incidents,
+            notifier=self.notifier,
             checkpoint_every_s=settings.detection.checkpoint_every_s,
             alerts=AlertManager(
                 settings.alerting.resolve_after_s,
@@ -91,12 +107,14 @@ class Service:
             for row in repository.list_silences(conn, ListQuery(limit=100_000)).items:
                 self.silences.put(row["id"], row["selector"], row["starts_at"], row["ends_at"], row["comment"])
         self.pipeline.start()
+        self.outbox.start()
         self._started = True
         log.info("service started", extra={"store": self.store.dialect, "series": len(self.registry)})
 
     def stop(self) -> None:
         self._started = False
         self.pipeline.stop(drain=True)
+        self.outbox.stop()
         self.store.close()
 
     def reload(self) -> ReloadResult:
@@ -118,6 +136,10 @@ class Service:
             self.silences.configure(new.alerting.silences, new.alerting.maintenance)
             alerts.configure_inhibition(new.alerting.inhibit)
             self.incidents.configure(new.alerting.incidents)
+            self.incidents.escalations = Escalations(new.alerting.escalation)
+            if new.alerting.receivers != self.settings.alerting.receivers:
+                self.outbox.receivers = Receivers(new.alerting.receivers, **self._seams)
+            self.notifier.configure(new)
             restart = [
                 name for name in type(new).model_fields
                 if name not in _LIVE_SECTIONS and getattr(new, name) != getattr(self.settings, name)

@@ -14,6 +14,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from aiops.matchers import SelectorError, parse_selector
+from connectors.pagerduty import PagerDutyConfig
+from connectors.slack import SlackConfig
+from connectors.webhook import WebhookConfig
 from detectors.registry import DetectorNotFound, default_registry
 
 __all__ = [
@@ -23,11 +26,14 @@ __all__ = [
     "DetectionRule",
     "DetectionSettings",
     "DetectorSpec",
+    "EscalationPolicy",
+    "EscalationStep",
     "EntityRule",
     "IncidentSettings",
     "IngestSettings",
     "InhibitRule",
     "MaintenanceWindow",
+    "ReceiverSpec",
     "LoggingSettings",
     "ServerSettings",
     "SilenceSpec",
@@ -47,6 +53,9 @@ class ServerSettings(_Section):
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="larger request bodies get 413")
     ingest_wait_s: float = Field(
         2.0, ge=0, description="how long an ingest request waits for room on a full bus before 503"
+    )
+    public_url: str = Field(
+        "http://127.0.0.1:8080", pattern=r"^https?://", description="how people reach this service: links in notifications"
     )
 
 
@@ -82,6 +91,7 @@ class DetectorSpec(_Section):
     calibrate: bool = Field(False, description="calibrate scores against each series' own score history")
     warning_score: float | None = Field(None, ge=0, le=1, description="default: alerting.warning_score")
     critical_score: float | None = Field(None, ge=0, le=1, description="default: alerting.critical_score")
+    runbook_url: str | None = Field(None, description="what to do when these series misbehave: shown in notifications")
 
     @field_validator("detector")
     @classmethod
@@ -139,6 +149,7 @@ class EntityRule(_Section):
     seed: int = 0
     warning_score: float = Field(0.5, ge=0, le=1, description="isolation scores have long tails: 0.5, not 0.4")
     critical_score: float = Field(0.7, ge=0, le=1)
+    runbook_url: str | None = Field(None, description="what to do when an entity misbehaves: shown in notifications")
 
     @field_validator("selector")
     @classmethod
@@ -246,6 +257,40 @@ class IncidentSettings(_Section):
     change_lookback_s: float = Field(3600.0, gt=0, description="changes this long before an incident are candidates")
 
 
+class ReceiverSpec(_Section):
+    """A named destination for notifications: any number of webhooks, Slack channels and PagerDuty services."""
+
+    name: str = Field(pattern=r"^[a-zA-Z0-9_.-]+$")
+    webhook: list[WebhookConfig] = Field(default_factory=list)
+    slack: list[SlackConfig] = Field(default_factory=list)
+    pagerduty: list[PagerDutyConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _has_target(self) -> ReceiverSpec:
+        if not (self.webhook or self.slack or self.pagerduty):
+            raise ValueError(f"receiver {self.name!r} has no webhook, slack or pagerduty entry")
+        return self
+
+
+class EscalationStep(_Section):
+    receiver: str
+    wait_s: float = Field(900.0, gt=0, description="how long this step waits for an acknowledgement before the next")
+
+
+class EscalationPolicy(_Section):
+    """Who is paged for an unacknowledged incident, step after step, until someone acknowledges it."""
+
+    name: str = Field(pattern=r"^[a-zA-Z0-9_.-]+$")
+    selector: str = Field("{}", description="incidents whose first alert matches follow this policy (first match wins)")
+    steps: list[EscalationStep] = Field(min_length=1)
+    repeat: int = Field(0, ge=0, le=10, description="times the steps run again from the first when nobody acknowledges")
+
+    @field_validator("selector")
+    @classmethod
+    def _parses(cls, text: str) -> str:
+        return DetectionRule._parses(text)
+
+
 class AlertingSettings(_Section):
     warning_score: float = Field(
         0.6, ge=0, le=1, description="a score at or above opens a warning alert (0.6: NAB dev-set optimum)"
@@ -259,6 +304,9 @@ class AlertingSettings(_Section):
     flap_opens: int = Field(3, ge=2, description="this many openings of one alert within flap_window_s make it flapping")
     flap_window_s: float = Field(3600.0, gt=0)
     flap_hold: float = Field(4.0, ge=1, description="a flapping alert needs resolve_after_s × this of quiet to resolve")
+    receivers: list[ReceiverSpec] = Field(default_factory=list)
+    route: Route | None = Field(None, description="the routing tree; none: alerts are recorded, not sent")
+    escalation: list[EscalationPolicy] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _ordered(self) -> AlertingSettings:
@@ -266,6 +314,30 @@ class AlertingSettings(_Section):
             raise ValueError(
                 f"critical_score ({self.critical_score}) must not be below warning_score ({self.warning_score})"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _receivers_exist(self) -> AlertingSettings:
+        names = [r.name for r in self.receivers]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"receiver name(s) used twice: {', '.join(twice)}")
+        used: list[tuple[str, str]] = []
+        if self.route is not None:
+            if self.route.receiver is None:
+                raise ValueError("route: the root route needs a receiver (it catches what no child route takes)")
+            stack = [("route", self.route)]
+            while stack:
+                where, node = stack.pop()
+                if node.receiver is not None:
+                    used.append((where, node.receiver))
+                stack.extend((f"{where}.routes[{i}]", child) for i, child in enumerate(node.routes))
+        for i, policy in enumerate(self.escalation):
+            used += [(f"escalation[{i}].steps[{j}]", step.receiver) for j, step in enumerate(policy.steps)]
+        unknown = [f"{where}: {name!r}" for where, name in used if name not in names]
+        if unknown:
+            known = ", ".join(names) or "none configured"
+            raise ValueError(f"unknown receiver(s) ({'; '.join(sorted(unknown))}); receivers: {known}")
         return self
 
 

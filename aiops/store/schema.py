@@ -38,6 +38,7 @@ __all__ = [
     "incidents",
     "incident_alerts",
     "incident_timeline",
+    "notifications",
 ]
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets 64-bit ids.
@@ -186,6 +187,10 @@ incidents = Table(
     Column("acknowledged_by", String(128)),
     Column("resolved_at", Float),
     Column("alert_count", Integer, nullable=False),
+    Column("escalation_policy", String(128)),  # the policy it follows, if any
+    Column("escalation_step", Integer, nullable=False, server_default=text("0")),  # the step last notified
+    Column("escalation_round", Integer, nullable=False, server_default=text("0")),  # repeats done
+    Column("escalation_next_at", Float),  # when the next step is due; none: escalation stopped
 )
 
 incident_alerts = Table(
@@ -203,6 +208,27 @@ incident_timeline = Table(
     Column("incident_id", BigInteger().with_variant(Integer(), "sqlite"), ForeignKey("incidents.id", ondelete="CASCADE"), nullable=False, index=True),
     Column("ts", Float, nullable=False),
     Column("actor", String(128), nullable=False),  # pipeline, or who acted
-    Column("kind", String(32), nullable=False),  # opened | alert_added | alert_resolved | acknowledged | comment | resolved
+    Column("kind", String(32), nullable=False),  # opened | alert_added | alert_resolved | acknowledged | remediating | escalated | escalation_exhausted | comment | resolved
     Column("detail", JSON, nullable=False),
+)
+
+notifications = Table(  # the outbox: what is to be, or was, delivered to a receiver's integration
+    "notifications",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("idempotency_key", String(64), nullable=False, unique=True),  # one row per distinct message
+    Column("created_at", Float, nullable=False),
+    Column("receiver", String(128), nullable=False),
+    Column("integration", String(32), nullable=False),  # webhook:0 | slack:1 | pagerduty:0 …
+    Column("action", String(16), nullable=False),  # trigger | acknowledge | resolve
+    Column("reason", String(32), nullable=False),  # first | changed | repeat | resolved | escalation | acknowledged
+    Column("subject", String(256), nullable=False),  # group:<hash> or incident:<id>: the PagerDuty dedup key
+    Column("incident_id", Id, index=True),
+    Column("payload", JSON, nullable=False),
+    Column("state", String(16), nullable=False),  # pending | sent | failed
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("sent_at", Float),
+    Column("last_error", String(1024)),
+    Index("ix_notifications_pending", "state", "next_attempt_at"),
 )

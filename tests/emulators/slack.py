@@ -2,7 +2,8 @@
 
 Per Slack's incoming-webhook docs and its 2016-05-17 changelog on webhook error conditions (collected
 in shared/API-SHAPES.md §4.7): success is 200 with the plain-text body `ok`; errors are plain text:
-400 `invalid_payload` (not JSON), 400 `no_text` (neither text nor blocks), 400 `invalid_blocks`,
+400 `invalid_payload` (not JSON), 400 `no_text` (neither text nor blocks), 400 `invalid_blocks` (also for a section text over
+3,000 characters, Block Kit's limit for a section's text object),
 404 `no_service` (unknown or revoked webhook), 410 `channel_is_archived`; 429 with Retry-After when
 rate limited. Faults can be queued; accepted messages are kept for assertions.
 """
@@ -39,6 +40,8 @@ class SlackEmulator(LoopbackServer):
                     return self._reply(400, "no_text")
                 blocks = message.get("blocks", [])
                 if not isinstance(blocks, list) or any(not isinstance(b, dict) or "type" not in b for b in blocks):
+                    return self._reply(400, "invalid_blocks")
+                if any(len(b.get("text", {}).get("text", "")) > 3000 for b in blocks):  # Block Kit: section text ≤ 3000
                     return self._reply(400, "invalid_blocks")
                 emulator.messages.append(message)
                 self._reply(200, "ok")

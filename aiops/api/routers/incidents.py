@@ -1,4 +1,4 @@
-"""Incidents: list, detail (alerts, timeline, likely-cause changes), acknowledge, comment, resolve."""
+"""Incidents: list, detail (alerts, timeline, likely-cause changes, origins), acknowledge, remediate, comment, resolve."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from aiops.api.deps import ServiceDep
-from aiops.incidents import rank_origins
+from aiops import incident_story
 from aiops.api.filters import parse_cursor
 from aiops.store import ListQuery, repository
-from aiops.store.schema import alerts, incident_alerts, incident_timeline, incidents
+from aiops.store.schema import incidents
 
 router = APIRouter(prefix="/api/v1", tags=["incidents"])
 
@@ -31,6 +31,9 @@ class IncidentPublic(BaseModel):
     acknowledged_by: str | None
     resolved_at: float | None
     alert_count: int
+    escalation_policy: str | None
+    escalation_step: int
+    escalation_next_at: float | None = Field(description="when the next escalation step pages; null: not escalating")
 
 
 class IncidentPage(BaseModel):
@@ -62,6 +65,10 @@ class Comment(Actor):
     text: str = Field(min_length=1, max_length=4000)
 
 
+class Remediation(Actor):
+    note: str = Field("", max_length=4000, description="what is being done, e.g. the runbook or the change")
+
+
 class Resolution(Actor):
     comment: str = Field("", max_length=4000)
 
@@ -82,34 +89,13 @@ def list_incidents(
 
 @router.get("/incidents/{incident_id}", response_model=IncidentDetail, summary="An incident with its story")
 def get_incident(incident_id: int, service: ServiceDep) -> IncidentDetail:
+    settings = service.settings.alerting.incidents
     with service.store.begin() as conn:
-        row = _incident(conn, incident_id)
-        members = conn.execute(
-            select(alerts, incident_alerts.c.firing.label("firing_in_incident"))
-            .join(incident_alerts, incident_alerts.c.alert_id == alerts.c.id)
-            .where(incident_alerts.c.incident_id == incident_id)
-            .order_by(alerts.c.first_seen)
-        )
-        alert_rows = [dict(r._mapping) for r in members]
-        timeline = [
-            TimelineEntry(ts=r.ts, actor=r.actor, kind=r.kind, detail=r.detail)
-            for r in conn.execute(
-                select(incident_timeline).where(incident_timeline.c.incident_id == incident_id).order_by(incident_timeline.c.id)
-            )
-        ]
-        lookback = service.settings.alerting.incidents.change_lookback_s
-        changes = repository.list_change_events(
-            conn, ListQuery(start=row["opened_at"] - lookback, end=row["opened_at"], limit=1000)
-        ).items
-    services = set(row["services"])
-    related = [
-        c for c in changes
-        if ("service" not in c["labels"] or c["labels"]["service"] in services)
-        and all(c["labels"].get(k, v) == v for k, v in row["labels"].items())
-    ]
-    related.sort(key=lambda c: row["opened_at"] - c["ts"])
-    origins = rank_origins(alert_rows, service.settings.alerting.incidents.topology)
-    return IncidentDetail(**row, alerts=alert_rows, timeline=timeline, likely_causes=related, origins=origins)
+        found = incident_story.story(conn, incident_id, settings.topology, settings.change_lookback_s)
+        if found is None:
+            raise HTTPException(404, f"incident {incident_id} not found")
+        entries = [TimelineEntry(**e) for e in incident_story.timeline(conn, incident_id)]
+    return IncidentDetail(**found, timeline=entries)
 
 
 @router.post("/incidents/{incident_id}/acknowledge", response_model=IncidentPublic, summary="Acknowledge")
@@ -121,6 +107,13 @@ def acknowledge(incident_id: int, body: Actor, service: ServiceDep) -> IncidentP
 def comment(incident_id: int, body: Comment, service: ServiceDep) -> IncidentPublic:
     return _act(service, incident_id, lambda conn, now: service.incidents.comment(conn, incident_id, now, body.by, body.text),
                 allow_resolved=True)
+
+
+@router.post("/incidents/{incident_id}/remediate", response_model=IncidentPublic, summary="Mark as being remediated")
+def remediate(incident_id: int, body: Remediation, service: ServiceDep) -> IncidentPublic:
+    detail = {"note": body.note} if body.note else {}
+    return _act(service, incident_id,
+                lambda conn, now: service.incidents.remediating(conn, incident_id, now, body.by, detail))
 
 
 @router.post("/incidents/{incident_id}/resolve", response_model=IncidentPublic, summary="Resolve")
@@ -141,7 +134,7 @@ def _act(service, incident_id: int, action, allow_resolved: bool = False) -> Inc
 
 
 def _incident(conn, incident_id: int) -> dict[str, Any]:
-    found = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
+    found = incident_story.incident_row(conn, incident_id)
     if found is None:
         raise HTTPException(404, f"incident {incident_id} not found")
-    return dict(found._mapping)
+    return found
