@@ -136,7 +136,7 @@ class Outbox:
             changes = self._attempt(row)
             with self.store.begin() as conn:
                 conn.execute(update(notifications).where(notifications.c.id == row["id"]).values(**changes))
-            if changes["state"] != "sent":
+            if changes.get("state") != "sent":
                 blocked.add(stream)
         return attempted
 
