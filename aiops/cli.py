@@ -38,6 +38,8 @@ def _serve(args: argparse.Namespace, demo: bool) -> int:
 
     settings = _settings(args)
     configure_logging(settings.logging.format, settings.logging.level)
+    if demo:
+        settings = _with_demo_topology(settings)
     service = Service(settings, config_path=args.config or os.environ.get("AIOPS_CONFIG"))
     hooks = [lambda app: _reload_on_sighup(service)]
     if demo:
@@ -54,6 +56,18 @@ def _serve(args: argparse.Namespace, demo: bool) -> int:
         timeout_graceful_shutdown=5,
     )
     return 0
+
+
+def _with_demo_topology(settings):
+    """The demo fleet's services call each other: without a configured map, incidents use the demo's."""
+    from aiops.demo.simulator import demo_topology, service_names
+
+    incidents = settings.alerting.incidents
+    if incidents.topology:
+        return settings
+    topology = demo_topology(service_names(settings.demo.services))
+    alerting = settings.alerting.model_copy(update={"incidents": incidents.model_copy(update={"topology": topology})})
+    return settings.model_copy(update={"alerting": alerting})
 
 
 def _reload_on_sighup(service) -> Callable[[], None]:

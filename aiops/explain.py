@@ -23,6 +23,10 @@ def _fmt(x: Any) -> str:
     return f"{x:.4g}" if isinstance(x, float) else str(x)
 
 
+def _ago(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+
+
 def _when(ts: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
 
@@ -61,13 +65,12 @@ def alert_facts(alert: dict[str, Any]) -> dict[str, Any]:
 
 
 def _incident_part(story: dict[str, Any], public_url: str) -> dict[str, Any]:
-    opened = story["opened_at"]
     return {
         "id": story["id"],
         "state": story["state"],
         "severity": story["severity"],
         "title": story["title"],
-        "opened_at": opened,
+        "opened_at": story["opened_at"],
         "services": story["services"],
         "alert_count": story["alert_count"],
         "link": incident_link(public_url, story["id"]),
@@ -76,7 +79,7 @@ def _incident_part(story: dict[str, Any], public_url: str) -> dict[str, Any]:
         ],
         "likely_causes": [
             {"id": c["id"], "kind": c["kind"], "title": c["title"], "source": c["source"], "ts": c["ts"],
-             "labels": c["labels"], "before_s": round(opened - c["ts"], 1)}
+             "labels": c["labels"], "lead_s": round(c["lead_s"], 1)}
             for c in story.get("likely_causes", [])[:5]
         ],
     }
@@ -197,7 +200,7 @@ def render(payload: dict[str, Any]) -> list[str]:
         for o in incident["origins"][:3]:
             lines.append(f"  likely origin #{o['rank']}: {o['service']} ({'; '.join(o['reasons'])})")
         for c in incident["likely_causes"][:3]:
-            lines.append(f"  change {c['before_s'] / 60:.0f} min before: {c['kind']} {c['title']} ({c['source']})")
+            lines.append(f"  likely cause: {c['kind']} {c['title']} ({c['source']}), {_ago(c['lead_s'])} before the alerts it may explain")
     for rb in payload["runbooks"]:
         lines.append(f"runbook{' (runs automatically)' if rb['automatic'] else ''}: {rb['url']}")
     return lines

@@ -39,22 +39,38 @@ def timeline(conn: Connection, incident_id: int) -> list[dict[str, Any]]:
     return [{"ts": r.ts, "actor": r.actor, "kind": r.kind, "detail": r.detail} for r in rows]
 
 
-def related_changes(conn: Connection, incident: dict[str, Any], lookback_s: float) -> list[dict[str, Any]]:
-    """Change events up to `lookback_s` before the incident opened that touch its services or its labels, nearest first.
+def related_changes(
+    conn: Connection, incident: dict[str, Any], lookback_s: float, members: list[dict[str, Any]], origin: str | None = None
+) -> list[dict[str, Any]]:
+    """Change events that may have caused the incident's alerts, most likely first.
 
-    A change without a `service` label (a cluster-wide config push) counts for every service; any
-    label the incident's alerts share must agree.
+    A candidate touches one of the incident's services (a change without a `service` label, such as a
+    cluster-wide config push, counts for all) and agrees with the labels its alerts share; it lies
+    between `lookback_s` before the incident opened and the onset of its latest alert, and some
+    alert began after it (a change after every onset explains none). Each gets `lead_s`, the time
+    from it to the next onset. Order: changes to the likeliest origin service, then changes without
+    a service, then the rest; within each, the shortest lead first.
     """
-    opened = incident["opened_at"]
-    changes = repository.list_change_events(conn, ListQuery(start=opened - lookback_s, end=opened, limit=1000)).items
+    onsets = sorted(a["first_seen"] for a in members)
+    last_onset = max([incident["opened_at"], *onsets])
+    changes = repository.list_change_events(
+        conn, ListQuery(start=incident["opened_at"] - lookback_s, end=last_onset, limit=1000)
+    ).items
     services = set(incident["services"])
-    related = [
-        c for c in changes
-        if ("service" not in c["labels"] or c["labels"]["service"] in services)
-        and all(c["labels"].get(k, v) == v for k, v in incident["labels"].items())
-    ]
-    related.sort(key=lambda c: opened - c["ts"])
-    return related
+    related = []
+    for c in changes:
+        service = c["labels"].get("service")
+        if service is not None and service not in services:
+            continue
+        if not all(c["labels"].get(k, v) == v for k, v in incident["labels"].items()):
+            continue
+        following = [t for t in onsets if t >= c["ts"]]
+        if onsets and not following:
+            continue
+        lead = (following[0] if following else incident["opened_at"]) - c["ts"]
+        related.append({**c, "lead_s": lead, "_tier": 0 if service == origin and origin else 1 if service is None else 2})
+    related.sort(key=lambda c: (c["_tier"], c["lead_s"]))
+    return [{k: v for k, v in c.items() if k != "_tier"} for c in related]
 
 
 def story(conn: Connection, incident_id: int, topology: dict[str, list[str]], lookback_s: float) -> dict[str, Any] | None:
@@ -63,9 +79,11 @@ def story(conn: Connection, incident_id: int, topology: dict[str, list[str]], lo
     if row is None:
         return None
     members = member_alerts(conn, incident_id)
+    origins = rank_origins(members, topology)
+    top = origins[0]["service"] if origins else None
     return {
         **row,
         "alerts": members,
-        "likely_causes": related_changes(conn, row, lookback_s),
-        "origins": rank_origins(members, topology),
+        "likely_causes": related_changes(conn, row, lookback_s, members, top),
+        "origins": origins,
     }

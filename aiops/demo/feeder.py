@@ -1,8 +1,9 @@
 """Feeds the simulated fleet into the service through its own HTTP ingest, like any real client.
 
 At start it sends `backfill_hours` of history (so detectors are warm and alert within a minute),
-then a sample of every series every `interval_s`. It logs each injected incident as it begins, so
-the alert that follows can be told apart from noise.
+then a sample of every series every `interval_s`, and posts the simulated change events (deploys,
+flag flips) as their time comes. It logs each injected incident as it begins, so the alert that
+follows can be told apart from noise.
 """
 
 from __future__ import annotations
@@ -50,8 +51,12 @@ class DemoFeeder:
             start = self.clock()
             await self._backfill(client, start)
             announced: set[float] = set()
+            last = start
             while True:
                 now = self.clock()
+                for change in self.simulator.changes_between(last, now):
+                    await self._post_change(client, change)
+                last = now
                 incident = self.simulator.incident_at(now)
                 if incident is not None and incident.start not in announced:
                     announced.add(incident.start)
@@ -85,6 +90,17 @@ class DemoFeeder:
         if pending:
             await self._post(client, pending)
         log.info("demo: backfilled %.1f h of history (%d points)", self.backfill_s / 3600, self.sent)
+
+    async def _post_change(self, client: httpx.AsyncClient, change: dict) -> None:
+        try:
+            response = await client.post("/api/v1/events", json=change)
+        except httpx.HTTPError as exc:
+            log.warning("demo: change event not posted: %s", exc)
+            return
+        if response.status_code >= 300:
+            log.error("demo: events answered %s: %s", response.status_code, response.text[:300])
+        else:
+            log.info("demo: change: %s %s", change["kind"], change["title"])
 
     async def _post(self, client: httpx.AsyncClient, points: list[dict]) -> None:
         for attempt in range(5):

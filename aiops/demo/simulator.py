@@ -10,6 +10,11 @@ order, so the same (seed, ts, series) always gives the same value however often 
 order it is asked for: the backfill and the live feed agree, and adding services does not change the
 existing hosts. Incidents start only after `origin` (the service's start): the backfilled history is
 clean, so detectors are warm and the first injected incident stands out.
+
+The services call each other (`demo_topology`: each calls the next two), so a latency regression
+spreads: its callers, directly or through others, slow down too (×2.5) from `PROPAGATION_LAG_S`
+after its start. A deploy of the regressing service precedes it by `DEPLOY_LEAD_S`, and a feature
+flag change precedes each error burst: the change events an SRE would look for (`changes_between`).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FleetSimulator", "Incident", "INCIDENT_KINDS", "METRICS", "SERVICE_NAMES"]
+__all__ = ["FleetSimulator", "Incident", "INCIDENT_KINDS", "METRICS", "SERVICE_NAMES", "demo_topology", "service_names"]
 
 SERVICE_NAMES = (
     "checkout", "payments", "search", "catalog", "accounts", "shipping",
@@ -44,6 +49,25 @@ _LEVEL_HIGH = np.array([45.0, 70.0, 60.0, 0.25, 0.010])
 _LEVELS, _SCHEDULE, _NOISE = 0, 1, 2
 _DISK_FILL_PER_S = 0.1  # percentage points per second while a disk fills (+1 per 10 s)
 _DISK_FILL_JUMP = 5.0  # so even the first sample of the incident is unmistakable
+PROPAGATION_LAG_S = 10.0  # a regression reaches its callers this much later
+_CALLER_SLOWDOWN = 2.5
+DEPLOY_LEAD_S = 30.0  # the deploy that causes a latency regression lands this long before it
+_FLAG_LEAD_S = 20.0
+
+
+def demo_topology(services: tuple[str, ...] | list[str]) -> dict[str, list[str]]:
+    """Service → the services it calls: each calls the next two, so the last is upstream of two others."""
+    return {svc: list(services[k + 1 : k + 3]) for k, svc in enumerate(services) if k + 1 < len(services)}
+
+
+def _callers(topology: dict[str, list[str]], service: str) -> set[str]:
+    """Every service that calls `service`, directly or through others."""
+    found: set[str] = set()
+    frontier = {service}
+    while frontier:
+        frontier = {c for c, callees in topology.items() if frontier & set(callees)} - found
+        found |= frontier
+    return found
 
 
 @dataclass(frozen=True)
@@ -56,10 +80,12 @@ class Incident:
     start: float  # unix seconds
     end: float
     description: str
+    number: int = 0  # its place in the schedule, from 0
 
 
-def _service_name(k: int) -> str:
-    return SERVICE_NAMES[k] if k < len(SERVICE_NAMES) else f"service{k + 1}"
+def service_names(count: int) -> tuple[str, ...]:
+    """The names of the fleet's first `count` services."""
+    return tuple(SERVICE_NAMES[k] if k < len(SERVICE_NAMES) else f"service{k + 1}" for k in range(count))
 
 
 def _daily(ts: float) -> float:
@@ -101,7 +127,8 @@ class FleetSimulator:
         self.first_incident_after_s = first_incident_after_s
         self.incident_every_s = incident_every_s
         self.incident_duration_s = incident_duration_s
-        self.services = tuple(_service_name(k) for k in range(services))
+        self.services = service_names(services)
+        self.topology = demo_topology(self.services)
         self.hosts = tuple((svc, f"{svc}-{i + 1}") for svc in self.services for i in range(hosts_per_service))
         self._service_of = np.repeat(np.arange(services), hosts_per_service)
         self._host_index = {host: h for h, (_, host) in enumerate(self.hosts)}
@@ -134,7 +161,7 @@ class FleetSimulator:
             "error_burst": f"Error burst on every host of {service}",
             "disk_filling": f"Disk filling up on {host} ({service})",
         }[kind]
-        return Incident(kind, service, host, start, start + self.incident_duration_s, text)
+        return Incident(kind, service, host, start, start + self.incident_duration_s, text, k)
 
     def incident_at(self, ts: float) -> Incident | None:
         """The incident active at `ts` (start inclusive, end exclusive), if any."""
@@ -154,6 +181,23 @@ class FleetSimulator:
                 found.append(incident)
             k += 1
         return found
+
+    def changes_between(self, start: float, end: float) -> list[dict]:
+        """Change events (in the events API's shape) stamped in [start, end), in time order."""
+        changes = []
+        for incident in self.incidents_between(start, end + DEPLOY_LEAD_S):
+            labels = {"service": incident.service, "cluster": _CLUSTER}
+            if incident.kind == "latency_regression":
+                change = {"kind": "deploy", "title": f"{incident.service} build {incident.number + 1} rolled out",
+                          "source": "demo-ci", "ts": incident.start - DEPLOY_LEAD_S}
+            elif incident.kind == "error_burst":
+                change = {"kind": "feature_flag", "title": f"flag new-{incident.service}-flow turned on",
+                          "source": "demo-flags", "ts": incident.start - _FLAG_LEAD_S}
+            else:
+                continue
+            if start <= change["ts"] < end:
+                changes.append({**change, "labels": labels})
+        return sorted(changes, key=lambda c: c["ts"])
 
     # -- values ------------------------------------------------------------------------------------
 
@@ -190,6 +234,9 @@ class FleetSimulator:
             out[hit, _CPU] = rng.uniform(95.0, 99.0, k)
         elif incident.kind == "latency_regression":
             out[hit, _LAT] *= 4.0
+            if ts >= incident.start + PROPAGATION_LAG_S:
+                callers = [self.services.index(c) for c in _callers(self.topology, incident.service)]
+                out[np.isin(self._service_of, callers), _LAT] *= _CALLER_SLOWDOWN
         elif incident.kind == "error_burst":
             out[hit, _ERR] = rng.uniform(0.15, 0.3, k)
         elif incident.kind == "disk_filling":

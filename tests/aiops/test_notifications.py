@@ -84,7 +84,7 @@ def test_routed_groups_and_escalation_pages_are_explained_and_acknowledgement_st
         with TestClient(create_app(service)) as client:
             client.post("/api/v1/events", json={"kind": "deploy", "title": "payments v9", "source": "jenkins",
                                                 "labels": {"service": "payments"}, "ts": time.time() - 300})
-            _spikes(client, ["payments", "checkout"], time.time() - 3600)
+            _spikes(client, ["payments", "checkout"], time.time() - 720)  # spikes 20 s ago, after the deploy
 
             # the routed group reaches the team's webhook, explained
             sent = _wait(lambda: list(webhook.requests), lambda r: r)

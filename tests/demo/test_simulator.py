@@ -194,3 +194,54 @@ def test_a_long_disk_incident_fills_the_disk_to_100_and_cleanup_restores_it():
     assert np.all(np.diff(series[:-1]) >= 0) and series[-2] == 100.0
     normal = _series(sim, [disk.start - 60 * i for i in range(1, 10)], "disk_used_percent", disk.host)
     assert abs(series[-1] - normal.mean()) < 1  # after the end, the disk is back to its usual level
+
+
+# -- dependencies and changes ---------------------------------------------------------------------
+
+
+def test_each_service_calls_the_next_two_so_the_last_is_upstream_of_two():
+    from aiops.demo.simulator import demo_topology
+
+    assert demo_topology(("a", "b", "c", "d")) == {"a": ["b", "c"], "b": ["c", "d"], "c": ["d"]}
+    assert demo_topology(("a",)) == {}
+
+
+def _latency_on(service: str):
+    """A fleet whose second incident (a latency regression) hits `service`, found by seed."""
+    for seed in range(200):
+        sim = make(seed=seed, incident_every_s=900)
+        incident = sim.incidents_between(ORIGIN, ORIGIN + 1000)[1]
+        if incident.service == service:
+            return sim, incident
+    raise AssertionError(f"no seed below 200 puts the regression on {service}")
+
+
+def test_a_regression_slows_its_callers_after_the_lag_and_no_one_else():
+    from aiops.demo.simulator import PROPAGATION_LAG_S
+
+    sim, incident = _latency_on("payments")  # called by checkout only; search is its callee
+    assert incident.kind == "latency_regression"
+    before, early, later = incident.start - 30, incident.start + 1, incident.start + PROPAGATION_LAG_S + 5
+
+    def ratio(host: str, ts: float) -> float:
+        return float(_series(sim, [ts], "http_request_duration_seconds", host)[0]
+                     / _series(sim, [before], "http_request_duration_seconds", host)[0])
+
+    assert 3.3 < ratio("payments-1", early) < 4.8
+    assert 0.8 < ratio("checkout-1", early) < 1.25  # not yet
+    assert 2.0 < ratio("checkout-1", later) < 3.1  # ×2.5 once it has spread
+    assert 0.8 < ratio("search-1", later) < 1.25  # a callee does not slow down
+
+
+def test_a_deploy_precedes_each_regression_and_a_flag_flip_each_error_burst(sim):
+    from aiops.demo.simulator import DEPLOY_LEAD_S
+
+    changes = sim.changes_between(ORIGIN, ORIGIN + 480)
+    incidents = {i.kind: i for i in sim.incidents_between(ORIGIN, ORIGIN + 480)}
+    deploy, flag = changes
+    lat, err = incidents["latency_regression"], incidents["error_burst"]
+    assert (deploy["kind"], deploy["ts"], deploy["labels"]["service"]) == ("deploy", lat.start - DEPLOY_LEAD_S, lat.service)
+    assert flag["kind"] == "feature_flag" and flag["labels"]["service"] == err.service and flag["ts"] < err.start
+    # a window cut just after the deploy holds it once, and the next window not again
+    assert sim.changes_between(ORIGIN, deploy["ts"] + 1) == [deploy]
+    assert deploy not in sim.changes_between(deploy["ts"] + 1, ORIGIN + 480)

@@ -51,7 +51,9 @@ class TimelineEntry(BaseModel):
 class IncidentDetail(IncidentPublic):
     alerts: list[dict[str, Any]]
     timeline: list[TimelineEntry]
-    likely_causes: list[dict[str, Any]] = Field(description="change events shortly before the incident, nearest first")
+    likely_causes: list[dict[str, Any]] = Field(
+        description="change events that may have caused its alerts: to the likeliest origin first, then the shortest lead"
+    )
     origins: list[dict[str, Any]] = Field(description="its services, most likely origin first, with the reasons")
 
 
