@@ -100,6 +100,10 @@ def _runbooks(facts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(seen.values())
 
 
+def _services(facts: list[dict[str, Any]]) -> str:
+    return ", ".join(sorted({f["where"]["service"] for f in facts if "service" in f["where"]})) or "aiops"
+
+
 def _worst(severities: list[str]) -> str:
     return "critical" if "critical" in severities else "warning"
 
@@ -135,6 +139,7 @@ def group_payload(
         "group": group,
         "severity": _worst([f["severity"] for f in subject]),
         "title": title,
+        "source": where if group else _services(subject),
         "alerts": facts,
         "resolved": done,
         "incidents": [_incident_part(s, public_url) for s in stories],
@@ -160,6 +165,7 @@ def incident_payload(
         "receiver": receiver,
         "severity": story["severity"],
         "title": f"incident #{story['id']}: {story['title']}",
+        "source": ", ".join(story["services"]) or "aiops",
         "alerts": facts,
         "resolved": [],
         "incidents": [incident],
@@ -185,7 +191,7 @@ def render(payload: dict[str, Any]) -> list[str]:
             seen = f"seen {_fmt(f['seen'])}, expected {_fmt(f['expected'])}{band}"
         else:
             seen = f["summary"]
-        lines.append(f"- {f['what']} on {where}: {seen}; since {_when(f['since'])}, {f['count']} anomalies")
+        lines.append(f"- {f['what']} on {where}: {seen}; since {_when(f['since'])}, {f['count']} {'anomaly' if f['count'] == 1 else 'anomalies'}")
         why = ", ".join(f"{d} {_fmt(s)}" for d, s in list(f["detectors"].items())[:4])
         if f.get("drivers"):
             why += "; driven by " + ", ".join(f"{k} {v:.0%}" for k, v in list(f["drivers"].items())[:3])

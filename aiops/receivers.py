@@ -48,12 +48,10 @@ class Receivers:
             headline, *lines = render(payload)
             target.send(slack_message(headline, lines, payload.get("link")))
         elif action == "trigger":
-            where = payload.get("group") or {}
-            source = ", ".join(f"{k}={v}" for k, v in sorted(where.items())) or "aiops"
             target.trigger(
                 subject,
                 render(payload)[0],
-                source,
+                payload["source"],
                 _PD_SEVERITY.get(payload["severity"], "error"),
                 event_class=payload["kind"],
                 custom_details={"explanation": payload["text"], "alerts": payload["alerts"][:20]},
