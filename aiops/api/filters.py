@@ -12,7 +12,7 @@ from aiops.store import CursorError, ListQuery, decode_cursor
 __all__ = ["list_query", "parse_cursor"]
 
 
-def _time(raw: str | None, field: str) -> float | None:
+def parse_time(raw: str | None, field: str) -> float | None:
     if raw is None:
         return None
     try:
@@ -55,8 +55,8 @@ def list_query(
 ) -> ListQuery:
     after = parse_cursor(cursor)
     return ListQuery(
-        start=_time(start, "start"),
-        end=_time(end, "end"),
+        start=parse_time(start, "start"),
+        end=parse_time(end, "end"),
         name=name,
         labels=_labels(label),
         severity=severity,

@@ -62,6 +62,10 @@ def test_connected_services_share_one_incident_with_the_preceding_deploy_as_like
         items = _wait(lambda: client.get("/api/v1/incidents").json()["items"], lambda i: sum(x["alert_count"] for x in i) == 4)
         assert len(items) == 2  # payments+inventory+checkout together, search apart
         shop = next(i for i in items if "checkout" in i["services"])
+        listed = lambda **q: [i["id"] for i in client.get("/api/v1/incidents", params=q).json()["items"]]  # noqa: E731
+        assert listed(affects="payments") == [shop["id"]] and listed(affects="pay") == [] and listed(affects="%") == []
+        assert listed(start=shop["opened_at"] + 3600) == [] and len(listed(end=time.time() + 60)) == 2
+        assert client.get("/api/v1/incidents", params={"start": "yesterday"}).status_code == 422
         assert shop["alert_count"] == 3 and shop["services"] == ["checkout", "inventory", "payments"]
         detail = client.get(f"/api/v1/incidents/{shop['id']}").json()
         assert [c["id"] for c in detail["likely_causes"]] == [deploy]
@@ -79,6 +83,7 @@ def test_connected_services_share_one_incident_with_the_preceding_deploy_as_like
         kinds = [t["kind"] for t in client.get(f"/api/v1/incidents/{shop['id']}").json()["timeline"]]
         assert kinds[-3:] == ["acknowledged", "comment", "resolved"]
         assert client.post(f"/api/v1/incidents/{shop['id']}/acknowledge", json={"by": "bob"}).status_code == 409
+        assert client.post(f"/api/v1/incidents/{shop['id']}/remediate", json={"by": "bob"}).status_code == 409
         assert client.get("/api/v1/incidents/9999").status_code == 404
         assert client.post("/api/v1/incidents/9999/resolve", json={"by": "bob"}).status_code == 404
         assert client.post(f"/api/v1/incidents/{shop['id']}/comments", json={"by": ""}).status_code == 422

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import String, cast, select
 
 from aiops.api.deps import ServiceDep
 from aiops import incident_story
-from aiops.api.filters import parse_cursor
+from aiops.api.filters import parse_cursor, parse_time
 from aiops.store import ListQuery, repository
 from aiops.store.schema import incidents
 
@@ -79,13 +80,26 @@ class Resolution(Actor):
 def list_incidents(
     service: ServiceDep,
     state: Annotated[Literal["open", "acknowledged", "remediating", "resolved"] | None, Query()] = None,
+    severity: Annotated[Literal["warning", "critical"] | None, Query()] = None,
+    affects: Annotated[str | None, Query(max_length=256, description="only incidents involving this service")] = None,
+    start: Annotated[str | None, Query(description="opened at or after (unix seconds or ISO-8601)")] = None,
+    end: Annotated[str | None, Query(description="opened before (unix seconds or ISO-8601)")] = None,
     cursor: Annotated[str | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> IncidentPage:
     after = parse_cursor(cursor)
-    stmt = select(incidents).where(*([incidents.c.state == state] if state else []))
+    c = incidents.c
+    since, until = parse_time(start, "start"), parse_time(end, "end")
+    filters = [
+        *([c.state == state] if state else []),
+        *([c.severity == severity] if severity else []),
+        # services is a JSON list of names: its text holds the name in quotes, on SQLite and PostgreSQL alike
+        *([cast(c.services, String).like(f"%{_like_literal(json.dumps(affects))}%", escape="\\")] if affects else []),
+        *([c.opened_at >= since] if since is not None else []),
+        *([c.opened_at < until] if until is not None else []),
+    ]
     with service.store.begin() as conn:
-        found = repository.page(conn, stmt, incidents.c.id, ListQuery(cursor=after, limit=limit))
+        found = repository.page(conn, select(incidents).where(*filters), c.id, ListQuery(cursor=after, limit=limit))
     return IncidentPage(items=found.items, next_cursor=found.next_cursor)
 
 
@@ -122,6 +136,10 @@ def remediate(incident_id: int, body: Remediation, service: ServiceDep) -> Incid
 def resolve(incident_id: int, body: Resolution, service: ServiceDep) -> IncidentPublic:
     reason = body.comment or f"resolved by {body.by}"
     return _act(service, incident_id, lambda conn, now: service.incidents.resolve(conn, incident_id, now, body.by, reason))
+
+
+def _like_literal(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _act(service, incident_id: int, action, allow_resolved: bool = False) -> IncidentPublic:
