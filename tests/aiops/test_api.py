@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from helpers import wait_for
 
 from aiops.api import create_app
 from aiops.config_loader import load_settings
@@ -39,15 +40,6 @@ def _series(name: str, host: str, values, start: float) -> list[dict]:
     ]
 
 
-def _wait_for(fetch, predicate, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if predicate(value) or time.monotonic() > deadline:
-            return value
-        time.sleep(0.05)
-
-
 def test_health_readiness_and_openapi(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     ready = client.get("/readyz")
@@ -72,7 +64,7 @@ def test_point_far_outside_band_becomes_one_deduplicated_alert(client):
     spikes = _series("cpu", "a", [95, 97, 96], start + 1000)
     assert client.post("/api/v1/metrics", json=spikes).json()["accepted"] == 3
 
-    alerts = _wait_for(lambda: client.get("/api/v1/alerts").json()["items"], lambda a: a and a[0]["count"] >= 1)
+    alerts = wait_for(lambda: client.get("/api/v1/alerts").json()["items"], lambda a: a and a[0]["count"] >= 1)
     assert len(alerts) == 1
     alert = alerts[0]
     assert alert["state"] == "firing" and alert["labels"] == {"__name__": "cpu", "host": "a", "service": "api"}
@@ -83,7 +75,7 @@ def test_point_far_outside_band_becomes_one_deduplicated_alert(client):
     assert first["value"] == 95 and first["lower"] < first["expected"] < first["upper"] < 95
     assert client.get("/api/v1/anomalies", params={"label": "host=b"}).json()["items"] == []
 
-    resolved = _wait_for(lambda: client.get("/api/v1/alerts", params={"state": "resolved"}).json()["items"], bool)
+    resolved = wait_for(lambda: client.get("/api/v1/alerts", params={"state": "resolved"}).json()["items"], bool)
     assert [a["id"] for a in resolved] == [alert["id"]] and resolved[0]["resolved_at"] is not None
 
 
@@ -118,7 +110,7 @@ def test_saturated_pipeline_answers_503_with_retry_after(store_url, tmp_path):
         full = client.post("/api/v1/metrics", json=[{"name": "m", "value": 2}])
         assert full.status_code == 503 and full.headers["retry-after"] == "1"
         service.pipeline.start()
-        ok = _wait_for(lambda: client.post("/api/v1/metrics", json=[{"name": "m", "value": 3}]), lambda r: r.status_code == 202)
+        ok = wait_for(lambda: client.post("/api/v1/metrics", json=[{"name": "m", "value": 3}]), lambda r: r.status_code == 202)
         assert ok.status_code == 202
 
 
@@ -129,7 +121,7 @@ def test_list_filters_pagination_and_query_errors(client):
     for host in ("a", "b", "c"):
         points += _series("lat", host, np.r_[10 + rng.normal(0, 0.1, 60), [50.0, 60.0, 70.0, 80.0]], start)
     client.post("/api/v1/metrics", json=points)
-    _wait_for(lambda: client.get("/api/v1/anomalies").json()["items"], lambda a: len(a) >= 6)
+    wait_for(lambda: client.get("/api/v1/anomalies").json()["items"], lambda a: len(a) >= 6)
 
     everything = client.get("/api/v1/anomalies", params={"limit": 1000}).json()["items"]
     pages, cursor = [], None
@@ -168,7 +160,7 @@ def test_metrics_endpoint_shows_counters_moving(client):
     text = client.get("/metrics").text
     assert 'aiops_ingest_points_rejected_total{field="value"} 1.0' in text
     assert 'aiops_bus_queue_depth{topic="metrics"}' in text
-    assert _wait_for(lambda: sample("aiops_pipeline_points_total"), lambda v: v >= 1) >= 1
+    assert wait_for(lambda: sample("aiops_pipeline_points_total"), lambda v: v >= 1) >= 1
     assert "aiops_pipeline_latency_seconds_bucket" in client.get("/metrics").text
 
 
@@ -201,7 +193,7 @@ def test_a_restart_resumes_with_the_detectors_warm(store_url, tmp_path):
     history = _series("lat", "a", 10 + rng.normal(0, 0.1, 100), start)
     with TestClient(create_app(_service(store_url, tmp_path))) as client:
         client.post("/api/v1/metrics", json=history)
-        _wait_for(lambda: client.get("/metrics").text, lambda t: "aiops_pipeline_points_total 100.0" in t)
+        wait_for(lambda: client.get("/metrics").text, lambda t: "aiops_pipeline_points_total 100.0" in t)
     service = _service(store_url, tmp_path)  # a new process on the same store
     with TestClient(create_app(service)):
         found = service.detection.update(MetricBatch.from_arrays([0], [start + 2000], [30.0]))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import time
 
-import numpy as np
 from fastapi.testclient import TestClient
+from helpers import post_latency_spikes, wait_for
 
 from aiops.api import create_app
 from aiops.config_loader import load_settings
@@ -26,27 +26,6 @@ def _service(store_url, tmp_path, **env) -> Service:
         **env}))
 
 
-def _spikes(client, services: list[str], start: float) -> None:
-    rng = np.random.default_rng(2)
-    points = []
-    for svc in services:
-        labels = {"service": svc, "cluster": "eu-1"}
-        points += [{"name": "latency", "labels": labels, "ts": start + 10 * i, "value": float(0.2 + rng.normal(0, 0.01))}
-                   for i in range(60)]
-        points.append({"name": "latency", "labels": labels, "ts": start + 700, "value": 2.0})
-    client.post("/api/v1/metrics", json=points)
-
-
-def _wait(fetch, ok, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fetch()
-        if ok(value):
-            return value
-        time.sleep(0.05)
-    return fetch()
-
-
 def test_components_of_the_dependency_map():
     parts = components_of({"checkout": ["payments", "inventory"], "search": ["catalog"], "payments": ["db"]})
     assert parts["db"] == parts["checkout"] == parts["inventory"] and parts["search"] == parts["catalog"] != parts["db"]
@@ -58,8 +37,8 @@ def test_connected_services_share_one_incident_with_the_preceding_deploy_as_like
                                                      "ts": time.time() - 300}).json()["ids"][0]
         client.post("/api/v1/events", json={"kind": "deploy", "title": "search v2", "labels": {"service": "search"},
                                             "ts": time.time() - 200})
-        _spikes(client, ["payments", "inventory", "checkout", "search"], time.time() - 720)  # spikes 20 s ago, after the deploys
-        items = _wait(lambda: client.get("/api/v1/incidents").json()["items"], lambda i: sum(x["alert_count"] for x in i) == 4)
+        post_latency_spikes(client, ["payments", "inventory", "checkout", "search"], time.time() - 720)  # spikes 20 s ago, after the deploys
+        items = wait_for(lambda: client.get("/api/v1/incidents").json()["items"], lambda i: sum(x["alert_count"] for x in i) == 4)
         assert len(items) == 2  # payments+inventory+checkout together, search apart
         shop = next(i for i in items if "checkout" in i["services"])
         listed = lambda **q: [i["id"] for i in client.get("/api/v1/incidents", params=q).json()["items"]]  # noqa: E731
@@ -91,8 +70,8 @@ def test_connected_services_share_one_incident_with_the_preceding_deploy_as_like
 
 def test_an_incident_resolves_by_itself_when_its_alerts_do(store_url, tmp_path):
     with TestClient(create_app(_service(store_url, tmp_path))) as client:
-        _spikes(client, ["search"], time.time() - 3600)
-        resolved = _wait(lambda: client.get("/api/v1/incidents", params={"state": "resolved"}).json()["items"], bool)
+        post_latency_spikes(client, ["search"], time.time() - 3600)
+        resolved = wait_for(lambda: client.get("/api/v1/incidents", params={"state": "resolved"}).json()["items"], bool)
         assert len(resolved) == 1
         timeline = client.get(f"/api/v1/incidents/{resolved[0]['id']}").json()["timeline"]
         assert [t["kind"] for t in timeline] == ["opened", "alert_resolved", "resolved"]

@@ -8,13 +8,13 @@ import json
 import random
 import time
 
-import numpy as np
 import pytest
 import yaml
 from emulators.http_receiver import HttpReceiver, Reply
 from emulators.pagerduty import PagerDutyEmulator
 from emulators.slack import SlackEmulator
 from fastapi.testclient import TestClient
+from helpers import SettableClock, post_latency_spikes, wait_for
 
 from aiops.api import create_app
 from aiops.config_loader import ConfigError, load_settings
@@ -56,27 +56,6 @@ def _config(tmp_path, store_url, webhook, slack, pagerduty, pager2) -> str:
     return str(path)
 
 
-def _spikes(client, services: list[str], start: float) -> None:
-    rng = np.random.default_rng(2)
-    points = []
-    for svc in services:
-        labels = {"service": svc, "cluster": "eu-1"}
-        points += [{"name": "latency", "labels": labels, "ts": start + 10 * i, "value": float(0.2 + rng.normal(0, 0.01))}
-                   for i in range(60)]
-        points.append({"name": "latency", "labels": labels, "ts": start + 700, "value": 2.0})
-    assert client.post("/api/v1/metrics", json=points).status_code == 202
-
-
-def _wait(fetch, ok, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fetch()
-        if ok(value):
-            return value
-        time.sleep(0.05)
-    return fetch()
-
-
 def test_routed_groups_and_escalation_pages_are_explained_and_acknowledgement_stops_them(store_url, tmp_path):
     with HttpReceiver() as webhook, SlackEmulator() as slack, PagerDutyEmulator() as pd, HttpReceiver() as pager2:
         path = _config(tmp_path, store_url, webhook.url + "/hook", slack.url, pd.url, pager2.url + "/page")
@@ -84,10 +63,10 @@ def test_routed_groups_and_escalation_pages_are_explained_and_acknowledgement_st
         with TestClient(create_app(service)) as client:
             client.post("/api/v1/events", json={"kind": "deploy", "title": "payments v9", "source": "jenkins",
                                                 "labels": {"service": "payments"}, "ts": time.time() - 300})
-            _spikes(client, ["payments", "checkout"], time.time() - 720)  # spikes 20 s ago, after the deploy
+            post_latency_spikes(client, ["payments", "checkout"], time.time() - 720)  # spikes 20 s ago, after the deploy
 
             # the routed group reaches the team's webhook, explained
-            sent = _wait(lambda: list(webhook.requests), lambda r: r)
+            sent = wait_for(lambda: list(webhook.requests), lambda r: r)
             body = json.loads(sent[0].body)
             assert body["kind"] == "alerts" and body["receiver"] == "team" and body["status"] == "firing"
             first = body["alerts"][0]
@@ -101,22 +80,22 @@ def test_routed_groups_and_escalation_pages_are_explained_and_acknowledgement_st
             assert "seen 2, expected" in body["text"] and "runbook: https://wiki.example.test/runbooks/latency" in body["text"]
 
             # Slack says the same in words
-            message = _wait(lambda: list(slack.messages), lambda m: m)[0]
+            message = wait_for(lambda: list(slack.messages), lambda m: m)[0]
             assert "latency on cluster=eu-1, service=" in message["blocks"][1]["text"]["text"]
 
             # escalation: step 1 pages PagerDuty at once, step 2 after a second without acknowledgement
             key = f"incident:{incident['id']}"
-            _wait(lambda: dict(pd.alerts), lambda a: a.get(key) == "triggered")
+            wait_for(lambda: dict(pd.alerts), lambda a: a.get(key) == "triggered")
             trigger = next(e for e in pd.events if e["dedup_key"] == key)
             assert trigger["payload"]["severity"] in ("critical", "warning") and trigger["links"][0]["href"] == incident["link"]
             assert "likely origin #1: payments" in trigger["payload"]["custom_details"]["explanation"]
-            paged = _wait(lambda: list(pager2.requests), lambda r: r)
+            paged = wait_for(lambda: list(pager2.requests), lambda r: r)
             assert json.loads(paged[0].body)["reason"] == "escalation"
 
             # acknowledging stops escalation and acknowledges PagerDuty's alert
             ack = client.post(f"/api/v1/incidents/{incident['id']}/acknowledge", json={"by": "alice"}).json()
             assert ack["escalation_next_at"] is None
-            assert _wait(lambda: dict(pd.alerts), lambda a: a.get(key) == "acknowledged")[key] == "acknowledged"
+            assert wait_for(lambda: dict(pd.alerts), lambda a: a.get(key) == "acknowledged")[key] == "acknowledged"
             time.sleep(0.5)  # a page decided just before the acknowledgement may still be committing
             escalated = _timeline(client, incident["id"]).count("escalated")
             time.sleep(2.5)  # more than two steps' worth of time: unacknowledged, it would page again
@@ -124,7 +103,7 @@ def test_routed_groups_and_escalation_pages_are_explained_and_acknowledgement_st
 
             client.post(f"/api/v1/incidents/{incident['id']}/remediate", json={"by": "alice", "note": "rolling back"})
             client.post(f"/api/v1/incidents/{incident['id']}/resolve", json={"by": "alice"})
-            assert _wait(lambda: dict(pd.alerts), lambda a: a.get(key) == "resolved")[key] == "resolved"
+            assert wait_for(lambda: dict(pd.alerts), lambda a: a.get(key) == "resolved")[key] == "resolved"
             assert _timeline(client, incident["id"])[-3:] == ["acknowledged", "remediating", "resolved"]
 
             listed = client.get("/api/v1/notifications", params={"incident_id": incident["id"]}).json()["items"]
@@ -149,14 +128,6 @@ def test_escalation_steps_repeat_then_stop():
     assert esc.next("gone", 0, 0, now=0).receiver is None  # a policy removed by a reload stops
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def _outbox(store_url, url: str, clock) -> tuple[Outbox, StoreEngine]:
     store = StoreEngine(store_url)
     store.migrate()
@@ -171,7 +142,7 @@ def _rows(store):
 
 
 def test_outbox_writes_a_message_once_retries_a_round_later_and_keeps_order_per_subject(store_url):
-    clock = _Clock()
+    clock = SettableClock()
     with HttpReceiver() as receiver:
         outbox, store = _outbox(store_url, receiver.url, clock)
         with store.begin() as conn:
@@ -198,7 +169,7 @@ def test_outbox_writes_a_message_once_retries_a_round_later_and_keeps_order_per_
 
 
 def test_outbox_fails_a_refused_message_at_once_and_one_whose_rounds_run_out(store_url):
-    clock = _Clock()
+    clock = SettableClock()
     with HttpReceiver() as receiver:
         outbox, store = _outbox(store_url, receiver.url, clock)
         with store.begin() as conn:

@@ -11,19 +11,12 @@ as its likely cause.
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
+from helpers import SettableClock
 
 from aiops.api import create_app
 from aiops.config_loader import load_settings
 from aiops.demo.simulator import FleetSimulator, demo_topology
 from aiops.service import Service
-
-
-class _Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def _fleet() -> FleetSimulator:
@@ -41,7 +34,7 @@ def test_a_regression_upstream_of_two_services_is_one_incident_with_its_origin_a
     sim = _fleet()
     regression = sim.incidents_between(sim.origin, sim.origin + 1000)[1]
     assert regression.kind == "latency_regression" and sorted(sim.topology) == ["checkout", "payments"]
-    clock = _Clock(sim.origin - 26 * 3600)
+    clock = SettableClock(sim.origin - 26 * 3600)
     settings = load_settings(None, environ={
         "AIOPS_DATA_DIR": str(tmp_path),
         "AIOPS_ALERTING__INCIDENTS__GROUP_BY": "[]",
