@@ -18,8 +18,9 @@ import yaml
 from pydantic import ValidationError
 
 from aiops.settings import Settings
+from remediation.runbook import RunbookSet
 
-__all__ = ["ConfigError", "ConfigIssue", "ENV_PREFIX", "load_settings"]
+__all__ = ["ConfigError", "ConfigIssue", "ENV_PREFIX", "load_runbook_file", "load_settings"]
 
 ENV_PREFIX = "AIOPS_"
 _ENV_SKIP = {"AIOPS_CONFIG"}  # names the file itself; not a setting
@@ -56,9 +57,30 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
         data, lines = _read_yaml(Path(path))
     env_sources = _apply_env(data, environ)
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError([_issue(err, source, lines, env_sources) for err in exc.errors()]) from None
+    if not settings.remediation.runbook_files:
+        return settings
+    base = Path(path).parent if path is not None else Path.cwd()
+    extra = []
+    for file in settings.remediation.runbook_files:  # each file's errors name that file's lines
+        extra += [rb.model_dump(by_alias=True) for rb in load_runbook_file(file if file.is_absolute() else base / file).runbooks]
+    remediation = dict(data.get("remediation") or {})
+    remediation["runbooks"] = list(remediation.get("runbooks") or []) + extra
+    try:
+        return Settings.model_validate({**data, "remediation": remediation})
+    except ValidationError as exc:  # across files: a name used twice, an unknown receiver
+        raise ConfigError([_issue(err, source, lines, env_sources) for err in exc.errors()]) from None
+
+
+def load_runbook_file(path: str | Path) -> RunbookSet:
+    """Runbooks from a YAML file holding `runbooks: [...]`; errors name the file, line and field."""
+    data, lines = _read_yaml(Path(path))
+    try:
+        return RunbookSet.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError([_issue(err, str(path), lines, {}) for err in exc.errors()]) from None
 
 
 def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-__all__ = ["alert_facts", "group_payload", "incident_payload", "render"]
+__all__ = ["alert_facts", "execution_payload", "group_payload", "incident_payload", "render"]
 
 PAYLOAD_VERSION = 1
 
@@ -178,12 +178,51 @@ def incident_payload(
     return payload
 
 
+def execution_payload(
+    *, receiver: str, execution: dict[str, Any], steps: list[dict[str, Any]], story: dict[str, Any] | None, public_url: str
+) -> dict[str, Any]:
+    """A runbook could not heal something: its whole story, for the person who must take over."""
+    facts = [alert_facts(a) for a in (story or {}).get("alerts", []) if a.get("id") == execution.get("alert_id")]
+    incidents = [_incident_part(story, public_url)] if story else []
+    payload: dict[str, Any] = {
+        "version": PAYLOAD_VERSION,
+        "kind": "execution",
+        "status": "escalated",
+        "reason": execution["state"],
+        "receiver": receiver,
+        "severity": "critical",
+        "title": f"runbook {execution['runbook']} on {execution['target']}: {execution['state'].replace('_', ' ')}",
+        "source": execution["target"],
+        "execution": {
+            "id": execution["id"], "runbook": execution["runbook"], "target": execution["target"],
+            "state": execution["state"], "reason": execution["reason"], "dry_run": execution["dry_run"],
+            "link": f"{public_url.rstrip('/')}/api/v1/executions/{execution['id']}",
+            "steps": [{"phase": s["phase"], "name": s["name"], "action": s["action"], "state": s["state"],
+                       "attempts": s["attempts"], "error": s["error"], "outputs": s["outputs"]} for s in steps],
+        },
+        "alerts": facts,
+        "resolved": [],
+        "incidents": incidents,
+        "runbooks": [],
+        "link": incidents[0]["link"] if incidents else f"{public_url.rstrip('/')}/api/v1/executions/{execution['id']}",
+    }
+    payload["text"] = "\n".join(render(payload))
+    return payload
+
+
 def render(payload: dict[str, Any]) -> list[str]:
     """Headline, then one line per fact: the plain-text explanation every channel shows."""
     status = payload["status"].upper()
     lines = [f"{status if status != 'FIRING' else payload['severity'].upper()}: {payload['title']}"]
     if payload.get("actor"):
         lines.append(f"{payload['status']} by {payload['actor']}")
+    execution = payload.get("execution")
+    if execution is not None:
+        lines.append(f"why: {execution['reason']}")
+        for s in execution["steps"]:
+            error = f": {s['error']}" if s["error"] else ""
+            lines.append(f"- {s['phase']} {s['name']} ({s['action']}): {s['state']}, {s['attempts']} attempt(s){error}")
+        lines.append(f"execution: {execution['link']}")
     for f in payload["alerts"][:10]:
         where = ", ".join(f"{k}={v}" for k, v in sorted(f["where"].items()))
         if f["seen"] is not None:

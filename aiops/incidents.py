@@ -216,6 +216,25 @@ class IncidentManager:
         self._tell(conn, incident_id, "remediating", actor, now)
 
     @_locked
+    def remediation_failed(self, conn: Connection, incident_id: int, now: float, actor: str, detail: dict[str, Any]) -> None:
+        """Automation could not heal it: back to people (acknowledged if someone had, else open and escalating again)."""
+        incident = self._by_id(incident_id)
+        if incident is None:  # resolved meanwhile
+            return
+        state = "acknowledged" if incident.get("acknowledged_at") else "open"
+        policy = incident.get("escalation_policy")
+        changes = {"state": state, "updated_at": now, "escalation_step": -1, "escalation_round": 0,
+                   "escalation_next_at": now if policy and state == "open" else None}
+        conn.execute(update(incidents).where(incidents.c.id == incident_id).values(**changes))
+        incident.update(changes)
+        self._timeline(conn, incident_id, now, actor, "remediation_failed", detail)
+
+    def state_of(self, incident_id: int) -> str | None:
+        """The state of an open incident this manager holds; None if resolved or unknown."""
+        incident = self._by_id(incident_id)
+        return None if incident is None else incident["state"]
+
+    @_locked
     def due_pages(self, conn: Connection, now: float) -> list[Page]:
         """Advance the escalation of open incidents whose step has waited long enough."""
         pages = []

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, select
 
 from aiops import incident_story
 from aiops.alerts import AlertEvent
-from aiops.explain import group_payload, incident_payload
+from aiops.explain import execution_payload, group_payload, incident_payload
 from aiops.incidents import IncidentManager
 from aiops.outbox import Outbox
 from aiops.routing import Dispatcher, Notification, RoutingTree
@@ -107,6 +107,20 @@ class Notifier:
             conn, receiver=n.receiver, action="trigger" if firing else "resolve", reason=n.reason,
             subject=f"group:{group_id}", payload=payload, key=key, now=now,
         )
+
+    def escalate_execution(self, conn: Connection, execution: dict[str, Any], steps: list[dict[str, Any]],
+                           receiver: str | None, now: float) -> str | None:
+        """Tell a person that a runbook could not heal; returns the receiver told (None: none configured)."""
+        receiver = receiver or (self._route.receiver if self._route is not None else None)
+        if receiver is None:
+            return None
+        story = self._story(conn, execution["incident_id"]) if execution.get("incident_id") else None
+        payload = execution_payload(receiver=receiver, execution=execution, steps=steps, story=story,
+                                    public_url=self.public_url)
+        self.outbox.enqueue(conn, receiver=receiver, action="trigger", reason=f"remediation_{execution['state']}",
+                            subject=f"execution:{execution['id']}", payload=payload, key=(execution["state"],), now=now,
+                            incident_id=execution.get("incident_id"))
+        return receiver
 
     def _incident_changed(self, conn: Connection, incident_id: int, change: str, actor: str, now: float) -> None:
         paged = sorted({r.receiver for r in conn.execute(

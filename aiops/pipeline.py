@@ -19,10 +19,12 @@ import numpy as np
 from aiops.alerts import AlertEvent, AlertManager, AnomalyRecord
 from aiops.detection import Detection, DetectionRouter
 from aiops.entities import EntityMonitor
+from aiops.executions import Planner
 from aiops.incidents import IncidentManager
 from aiops.notifier import Notifier
 from aiops.store import StoreEngine, repository
 from aiops.telemetry import Telemetry
+from aiops.watches import WatchKeeper
 from detectors import SEVERITIES, MetricBatch
 from detectors.checkpoint import CheckpointError, pack, unpack
 from ingest.bus import Bus
@@ -55,6 +57,7 @@ class Pipeline:
         alerts: AlertManager,
         incidents: IncidentManager | None = None,
         notifier: Notifier | None = None,
+        planner: Planner | None = None,
         store: StoreEngine,
         telemetry: Telemetry,
         clock: Callable[[], float] = time.time,
@@ -68,6 +71,8 @@ class Pipeline:
         self.entities = entities
         self.incidents = incidents
         self.notifier = notifier
+        self.planner = planner
+        self.watches = WatchKeeper()
         self.alerts = alerts
         self.store = store
         self.telemetry = telemetry
@@ -143,7 +148,9 @@ class Pipeline:
             return 0
         started = time.perf_counter()
         batch = MetricBatch.concat([item.batch for item in items])
-        records = self._records(batch, self.detection.update(batch))
+        found = self.detection.update(batch)
+        records = self._records(batch, found)
+        self.watches.observe(self.store.begin, batch, found.values, found.scores.score, found.scores.ready)
         if self.entities is not None:
             self.entities.observe(batch)
         self._persist(records, now)
@@ -207,6 +214,8 @@ class Pipeline:
                 repository.append_audit(conn, [_audit(e, now) for e in events if e.event == "opened"])
                 if self.incidents is not None:
                     self.incidents.apply(conn, events, now)
+                if self.planner is not None:
+                    self.planner.plan(conn, events, now)  # runbooks for the alerts that opened
         except Exception:
             self.registry.requeue_new(new_series)
             with self.store.begin() as conn:
@@ -220,6 +229,9 @@ class Pipeline:
 
     def _housekeeping(self, now: float) -> None:
         self._last_housekeeping = now
+        if self.planner is not None and self.planner.runbooks:
+            with self.store.begin() as conn:
+                self.watches.refresh(conn)  # executions waiting to see their series normal again
         if self.checkpoint_every_s and now - self._last_checkpoint >= self.checkpoint_every_s:
             self.checkpoint()
         if self.entities is not None and self.entities.enabled:

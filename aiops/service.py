@@ -15,10 +15,13 @@ from aiops.config_loader import load_settings
 from aiops.detection import DetectionRouter, ReconfigureReport
 from aiops.entities import EntityMonitor
 from aiops.escalation import Escalations
+from aiops.executions import Planner
+from aiops.executor import Executor
 from aiops.incidents import IncidentManager
 from aiops.notifier import Notifier
 from aiops.outbox import Outbox
 from aiops.receivers import Receivers
+from aiops.remediation_hooks import ServiceHooks
 from aiops.silences import SilenceBook
 from aiops.pipeline import Pipeline
 from aiops.settings import Settings
@@ -30,7 +33,7 @@ from ingest.registry import SeriesRegistry
 
 __all__ = ["ReloadResult", "Service"]
 
-_LIVE_SECTIONS = ("detection", "alerting")  # what a reload applies; the rest needs a restart
+_LIVE_SECTIONS = ("detection", "alerting", "remediation")  # what a reload applies; the rest needs a restart
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,9 @@ class Service:
             on_outcome=lambda receiver, outcome: self.telemetry.notifications.labels(receiver=receiver, outcome=outcome).inc(),
         )
         self.notifier = Notifier(settings, self.incidents, self.outbox)
+        self.planner = Planner(settings.remediation)
+        self.executor = Executor(self.store, settings, ServiceHooks(self.incidents, self.notifier), clock=clock,
+                                 jenkins=None)
         self.pipeline = Pipeline(
             bus=self.bus,
             registry=self.registry,
@@ -80,6 +86,7 @@ class Service:
             entities=EntityMonitor(settings.detection.entities, self.registry),
             incidents=self.incidents,
             notifier=self.notifier,
+            planner=self.planner,
             checkpoint_every_s=settings.detection.checkpoint_every_s,
             alerts=AlertManager(
                 settings.alerting.resolve_after_s,
@@ -108,11 +115,14 @@ class Service:
                 self.silences.put(row["id"], row["selector"], row["starts_at"], row["ends_at"], row["comment"])
         self.pipeline.start()
         self.outbox.start()
+        if self.settings.remediation.executor:
+            self.executor.start()
         self._started = True
         log.info("service started", extra={"store": self.store.dialect, "series": len(self.registry)})
 
     def stop(self) -> None:
         self._started = False
+        self.executor.stop()
         self.pipeline.stop(drain=True)
         self.outbox.stop()
         self.store.close()
@@ -140,6 +150,8 @@ class Service:
             if new.alerting.receivers != self.settings.alerting.receivers:
                 self.outbox.receivers = Receivers(new.alerting.receivers, **self._seams)
             self.notifier.configure(new)
+            self.planner.configure(new.remediation)
+            self.executor.configure(new)
             restart = [
                 name for name in type(new).model_fields
                 if name not in _LIVE_SECTIONS and getattr(new, name) != getattr(self.settings, name)

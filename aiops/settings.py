@@ -18,6 +18,7 @@ from connectors.pagerduty import PagerDutyConfig
 from connectors.slack import SlackConfig
 from connectors.webhook import WebhookConfig
 from detectors.registry import DetectorNotFound, default_registry
+from remediation.runbook import Runbook
 
 __all__ = [
     "AlertingSettings",
@@ -34,6 +35,7 @@ __all__ = [
     "InhibitRule",
     "MaintenanceWindow",
     "ReceiverSpec",
+    "RemediationSettings",
     "LoggingSettings",
     "ServerSettings",
     "SilenceSpec",
@@ -341,6 +343,32 @@ class AlertingSettings(_Section):
         return self
 
 
+class RemediationSettings(_Section):
+    """Runbooks and the executor that runs them (docs/remediation.md)."""
+
+    enabled: bool = Field(True, description="false: the kill switch, from config (no runbook acts; dry runs still record)")
+    runbooks: list[Runbook] = Field(default_factory=list)
+    runbook_files: list[Path] = Field(default_factory=list, description="YAML files of `runbooks: [...]`, loaded too")
+    executor: bool = Field(True, description="run an executor in this process (several processes may share a store)")
+    workers: int = Field(2, ge=1, le=32, description="executions advanced at once by this process")
+    lease_s: float = Field(30.0, ge=2, description="a claimed execution whose executor stops heartbeating is taken over after this")
+    poll_s: float = Field(1.0, gt=0, le=60)
+
+    @field_validator("runbooks")
+    @classmethod
+    def _selectors(cls, runbooks: list[Runbook]) -> list[Runbook]:
+        for rb in runbooks:
+            try:
+                parse_selector(rb.match.selector)
+            except SelectorError as exc:
+                raise ValueError(f"runbook {rb.name!r}: match.selector: {exc}") from None
+        names = [r.name for r in runbooks]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"runbook name(s) used twice: {', '.join(twice)}")
+        return runbooks
+
+
 class DemoSettings(_Section):
     services: int = Field(3, ge=1, le=50)
     hosts_per_service: int = Field(4, ge=1, le=100)
@@ -370,7 +398,17 @@ class Settings(_Section):
     ingest: IngestSettings = IngestSettings()
     detection: DetectionSettings = DetectionSettings()
     alerting: AlertingSettings = AlertingSettings()
+    remediation: RemediationSettings = RemediationSettings()
     demo: DemoSettings = DemoSettings()
+
+    @model_validator(mode="after")
+    def _escalation_receivers(self) -> Settings:
+        known = {r.name for r in self.alerting.receivers}
+        for i, rb in enumerate(self.remediation.runbooks):
+            if rb.escalate.receiver is not None and rb.escalate.receiver not in known:
+                raise ValueError(f"remediation.runbooks[{i}] ({rb.name}): escalate.receiver {rb.escalate.receiver!r} "
+                                 f"is not among alerting.receivers ({', '.join(sorted(known)) or 'none configured'})")
+        return self
 
     @property
     def store_url(self) -> str:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.errors import PermanentDeliveryError, RetriesExhausted
 
-__all__ = ["Outbound", "RetryPolicy", "RetrySettings", "post_with_retries"]
+__all__ = ["Outbound", "RetryPolicy", "RetrySettings", "post_with_retries", "request_with_retries"]
 
 _RETRYABLE = {408, 429}
 
@@ -77,13 +77,29 @@ def post_with_retries(
     rng: random.Random,
     what: str,
 ) -> tuple[httpx.Response, int]:
-    """POST until a 2xx (returned with the attempt count); timeouts, connection errors, 408, 429 and
+    """POST until a 2xx (returned with the attempt count); see `request_with_retries`."""
+    return request_with_retries(client, "POST", url, body, headers, policy, sleep, clock, rng, what)
+
+
+def request_with_retries(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    body: bytes | None,
+    headers: Callable[[], dict[str, str]],
+    policy: RetryPolicy,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+    rng: random.Random,
+    what: str,
+) -> tuple[httpx.Response, int]:
+    """Send until a 2xx (returned with the attempt count); timeouts, connection errors, 408, 429 and
     5xx are retried, any other 4xx raises PermanentDeliveryError; `headers` is called per attempt."""
     last, status = "no attempt", None
     for attempt in range(1, policy.max_attempts + 1):
         retry_after = None
         try:
-            response = client.post(url, content=body, headers=headers(), timeout=policy.timeout_s)
+            response = client.request(method, url, content=body, headers=headers(), timeout=policy.timeout_s)
         except httpx.HTTPError as exc:
             last, status = f"{type(exc).__name__}: {exc}", None
         else:

@@ -39,6 +39,10 @@ __all__ = [
     "incident_alerts",
     "incident_timeline",
     "notifications",
+    "executions",
+    "execution_steps",
+    "verification_watches",
+    "switches",
 ]
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets 64-bit ids.
@@ -231,4 +235,74 @@ notifications = Table(  # the outbox: what is to be, or was, delivered to a rece
     Column("sent_at", Float),
     Column("last_error", String(1024)),
     Index("ix_notifications_pending", "state", "next_attempt_at"),
+)
+
+executions = Table(  # one run of a runbook: a persisted state machine
+    "executions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("runbook", String(128), nullable=False, index=True),
+    Column("target", String(512), nullable=False, index=True),
+    Column("alert_id", Id),
+    Column("incident_id", Id),
+    Column("series_id", Id),
+    # pending | awaiting_approval | running | verifying | rolling_back | succeeded | rolled_back | escalated | failed | cancelled
+    Column("state", String(24), nullable=False, index=True),
+    Column("dry_run", Boolean, nullable=False),
+    Column("context", JSON, nullable=False),  # the alert as the templates see it, rendered params, opening band
+    Column("requested_by", String(128), nullable=False),  # pipeline, or who ran it by hand
+    Column("decided_by", String(128)),  # who approved or rejected
+    Column("reason", String(1024), nullable=False),  # why it is in its state
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    Column("verify_deadline", Float),
+    Column("wake_at", Float),  # when a waiting execution (a wait step, a check, verification) is due again
+    Column("lease_owner", String(128)),
+    Column("lease_expires_at", Float),
+)
+
+execution_steps = Table(  # each attempt at a step, written before the action runs and after it returns
+    "execution_steps",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("execution_id", Id, ForeignKey("executions.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("phase", String(16), nullable=False),  # steps | rollback
+    Column("idx", Integer, nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("state", String(16), nullable=False),  # running | succeeded | failed | dry_run
+    Column("attempts", Integer, nullable=False),
+    Column("inputs", JSON, nullable=False),
+    Column("outputs", JSON, nullable=False),  # results, and progress that lets a resumed step follow on
+    Column("error", String(2048)),
+    Column("idempotency_key", String(64), nullable=False),
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float),
+)
+
+verification_watches = Table(  # series an execution waits to see normal again; the pipeline keeps them current
+    "verification_watches",
+    metadata,
+    Column("execution_id", Id, ForeignKey("executions.id", ondelete="CASCADE"), primary_key=True),
+    Column("purpose", String(64), primary_key=True),  # verify, or check:<step name>
+    Column("series_id", Id, nullable=False, index=True),
+    Column("max_score", Float, nullable=False),
+    Column("lower", Float),  # the band normal values must be inside (none: score only)
+    Column("upper", Float),
+    Column("normal_since", Float),  # data time since which every point was normal
+    Column("last_ts", Float),
+    Column("last_value", Float),
+    Column("last_score", Float),
+)
+
+switches = Table(  # operator switches set through the API, e.g. the remediation kill switch
+    "switches",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("engaged", Boolean, nullable=False),
+    Column("reason", String(1024), nullable=False),
+    Column("changed_by", String(128), nullable=False),
+    Column("changed_at", Float, nullable=False),
 )
