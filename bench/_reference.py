@@ -162,8 +162,10 @@ class Ensemble:
         self.lo, self.hi = min(self.lo, x), max(self.hi, x)
         if self.n < 150:
             s = 0.0
-        out = s if s > self.peak else 0.0
-        self.peak = max(s, self.peak * 0.5 ** (1 / 50))
+        if s > self.peak + 0.1:
+            out, self.peak = s, s
+        else:
+            out, self.peak = 0.0, max(min(s, self.peak), self.peak * 0.5 ** (1 / 50))
         self.n += 1
         return out
 

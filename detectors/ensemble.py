@@ -20,9 +20,12 @@ short average compared with its own long-run distribution, as a tail probability
 scale. A sustained change thus scores higher than a single noisy point of the same size.
 
 One alarm per episode: with `onset_only`, a point scores only when its score rises above the
-recent peak (which halves every `onset_half_life` points), so an anomaly that persists raises one
-alarm at its start instead of one per point; the band and the members' contributions are still
-reported for every point.
+recent peak (which halves every `onset_half_life` points) by more than `onset_gap`, so an anomaly
+that persists raises one alarm at its start instead of one per point; the band and the members'
+contributions are still reported for every point. The gap matters because a calibrated score climbs
+over several points after an abrupt change (the short average catches up): without it every point
+of the climb is a new peak and one episode alarms three to six times in a row. With `onset_gap` 0.1
+a repeat within an episode needs evidence ten times rarer than what was already reported.
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ def _forecast_z(row, at, v, seen, alpha, err_alpha):
 @numba.njit(cache=True, nogil=True)
 def _ensemble_kernel(
     order, sid, ts, x, state, alpha, slow_alpha, err_alpha, short, long, day_bins, season_alpha, seasonal_ratio, selection_alpha,
-    range_margin, range_score, range_after_s, onset_decay, onset_only, warmup, band, min_std, rel_min_std,
+    range_margin, range_score, range_after_s, onset_decay, onset_gap, onset_only, warmup, band, min_std, rel_min_std,
     score, expected, lower, upper, ready, c_level, c_seasonal, c_range,
 ):  # fmt: skip
     for j in range(order.shape[0]):
@@ -149,8 +152,12 @@ def _ensemble_kernel(
         c_seasonal[i] = s_season
         c_range[i] = s_range
         peak = row[_PEAK]
-        score[i] = s if (not onset_only or s > peak) else 0.0
-        row[_PEAK] = max(s, peak * onset_decay)
+        if not onset_only or s > peak + onset_gap:
+            score[i] = s
+            row[_PEAK] = s
+        else:  # not reported: a score held at or below the peak keeps it from decaying, as before
+            score[i] = 0.0
+            row[_PEAK] = max(min(s, peak), peak * onset_decay)
         row[_N] = seen + 1.0
 
 
@@ -165,7 +172,7 @@ class DefaultEnsemble(RowStateDetector):
     `selection_alpha`) is below this fraction of the level forecast's.
     range_margin, range_score, range_after_s: a value beyond the range seen so far by this fraction
     of it scores `range_score`, once the series has been watched for `range_after_s` seconds.
-    onset_only, onset_half_life: one alarm per episode (see the module docstring).
+    onset_only, onset_half_life, onset_gap: one alarm per episode (see the module docstring).
     warmup: points before anything may score. State: 26 + 3·day_bins floats per series.
     """
 
@@ -187,11 +194,14 @@ class DefaultEnsemble(RowStateDetector):
         range_after_s: float = 86400.0,
         onset_only: bool = True,
         onset_half_life: float = 50.0,
+        onset_gap: float = 0.1,
         warmup: int = 150,
         **common,
     ) -> None:
         if not 1 <= day_bins <= 96:
             raise ValueError(f"day_bins must be between 1 and 96, got {day_bins}")
+        if not 0 <= onset_gap < 1:
+            raise ValueError(f"onset_gap must be in [0, 1), got {onset_gap}")
         if onset_half_life <= 0 or range_margin < 0 or not 0 <= range_score <= 1 or seasonal_ratio <= 0:
             raise ValueError("need onset_half_life > 0, range_margin >= 0, 0 <= range_score <= 1, seasonal_ratio > 0")
         self.day_bins = day_bins
@@ -210,6 +220,7 @@ class DefaultEnsemble(RowStateDetector):
         self.range_after_s = range_after_s
         self.onset_only = onset_only
         self.onset_half_life = onset_half_life
+        self.onset_gap = onset_gap
 
     def _init_row(self) -> np.ndarray:
         row = np.zeros(self.width)
@@ -237,7 +248,7 @@ class DefaultEnsemble(RowStateDetector):
             row_order(batch.series_id, self._n_series), batch.series_id, batch.ts, batch.value, self._state,
             self.alpha, self.slow_alpha, self.err_alpha, self.short, self.long, self.day_bins, self.season_alpha,
             self.seasonal_ratio, self.selection_alpha, self.range_margin, self.range_score, self.range_after_s,
-            0.5 ** (1.0 / self.onset_half_life), self.onset_only, float(self.warmup),
+            0.5 ** (1.0 / self.onset_half_life), self.onset_gap, self.onset_only, float(self.warmup),
             self.band_sigmas, self.min_std, self.rel_min_std,
             out.score, out.expected, out.lower, out.upper, out.ready,
             components["level"], components["seasonal"], components["range"],
