@@ -80,7 +80,8 @@ def _forecast_z(row, at, v, seen, alpha, err_alpha):
 @numba.njit(cache=True, nogil=True)
 def _ensemble_kernel(
     order, sid, ts, x, state, alpha, slow_alpha, err_alpha, short, long, day_bins, season_alpha, seasonal_ratio, selection_alpha,
-    range_margin, range_score, range_after_s, roughness_margin, onset_decay, onset_gap, onset_only, warmup, band, min_std, rel_min_std,
+    range_margin, range_score, range_after_s, roughness_margin, onset_decay, onset_gap, onset_only, warmup,
+    band, min_std, rel_min_std,
     score, expected, lower, upper, ready, c_level, c_seasonal, c_range, c_rough,
 ):  # fmt: skip
     for j in range(order.shape[0]):
@@ -228,7 +229,9 @@ class DefaultEnsemble(RowStateDetector):
         if not 0 <= onset_gap < 1:
             raise ValueError(f"onset_gap must be in [0, 1), got {onset_gap}")
         if onset_half_life <= 0 or range_margin < 0 or roughness_margin < 0 or not 0 <= range_score <= 1 or seasonal_ratio <= 0:
-            raise ValueError("need onset_half_life > 0, range_margin and roughness_margin >= 0, 0 <= range_score <= 1, seasonal_ratio > 0")
+            raise ValueError(
+                "need onset_half_life > 0, range_margin and roughness_margin >= 0, 0 <= range_score <= 1, seasonal_ratio > 0"
+            )
         self.day_bins = day_bins
         self.width = _DAY + 3 * day_bins
         super().__init__(warmup=warmup, **common)
