@@ -102,6 +102,7 @@ class Ensemble:
         self.cal = [[0.0, 0.0, 0.0, 0], [0.0, 0.0, 0.0, 0], [0.0, 0.0, 0.0, 0]]
         self.el = self.ed = None
         self.lo, self.hi, self.peak, self.n, self.first = math.inf, -math.inf, 0.0, 0, None
+        self.prev, self.changes, self.rough_record = None, [], 0.0
 
     def _calibrated(self, c, raw):
         c[0] += 0.05 * (raw - c[0])
@@ -160,10 +161,20 @@ class Ensemble:
         if t - self.first >= 86400 and spread > 0 and (x > self.hi + 0.05 * spread or x < self.lo - 0.05 * spread):
             s = max(s, 0.9)
         self.lo, self.hi = min(self.lo, x), max(self.hi, x)
+        if self.prev is not None:
+            self.changes = [abs(x - self.prev), *self.changes[:2]]
+            if len(self.changes) == 3:
+                moved = min(self.changes)
+                if t - self.first >= 86400 and self.rough_record > 0 and moved > 1.2 * self.rough_record:
+                    s = max(s, 0.9)
+                self.rough_record = max(self.rough_record, moved)
+        self.prev = x
         if self.n < 150:
             s = 0.0
-        out = s if s > self.peak else 0.0
-        self.peak = max(s, self.peak * 0.5 ** (1 / 50))
+        if s > self.peak + 0.1:
+            out, self.peak = s, s
+        else:
+            out, self.peak = 0.0, max(min(s, self.peak), self.peak * 0.5 ** (1 / 50))
         self.n += 1
         return out
 

@@ -1,4 +1,4 @@
-"""The default ensemble: level, seasonal and range detectors, calibrated, with one alarm per episode.
+"""The default ensemble: level, seasonal, range and roughness detectors, calibrated, one alarm per episode.
 
 Use it when nothing is known about a series; it is what `aiops score` and the NAB benchmark run.
 
@@ -13,6 +13,13 @@ Members, all updated in one compiled pass over the batch:
 - **range**: a value beyond everything seen so far by more than `range_margin` of the range, once
   the series has been watched for `range_after_s` (a day: before a whole daily cycle has been seen,
   every morning's rise would be a new record).
+- **roughness**: the same novelty test on how the series moves instead of where it is: the smallest
+  of the last three absolute changes, beyond its largest value so far by more than
+  `roughness_margin`. Three large moves in a row (a series that starts to oscillate or to jump
+  between levels, a fast ramp) is behaviour never seen before even when every value stays within
+  the range, and the residual members miss it on series whose error scale earlier spikes have
+  inflated. Three, because a one-point spike (one move up, one down) can never produce it, so a
+  spiky series does not fire on spikes no taller than before. It scores `range_score`, like range.
 
 Calibration: a raw error is not yet a probability, and series differ in how noisy they are. Each
 member's error goes through `detectors.calibration.likelihood` (Numenta's anomaly likelihood): a
@@ -20,9 +27,12 @@ short average compared with its own long-run distribution, as a tail probability
 scale. A sustained change thus scores higher than a single noisy point of the same size.
 
 One alarm per episode: with `onset_only`, a point scores only when its score rises above the
-recent peak (which halves every `onset_half_life` points), so an anomaly that persists raises one
-alarm at its start instead of one per point; the band and the members' contributions are still
-reported for every point.
+recent peak (which halves every `onset_half_life` points) by more than `onset_gap`, so an anomaly
+that persists raises one alarm at its start instead of one per point; the band and the members'
+contributions are still reported for every point. The gap matters because a calibrated score climbs
+over several points after an abrupt change (the short average catches up): without it every point
+of the climb is a new peak and one episode alarms three to six times in a row. With `onset_gap` 0.1
+a repeat within an episode needs evidence ten times rarer than what was already reported.
 """
 
 from __future__ import annotations
@@ -46,7 +56,8 @@ _CD = 9  # seasonal calibration
 _EL, _ED, _LO, _HI, _PEAK, _FIRST = 13, 14, 15, 16, 17, 18
 _SL_M, _SL_EV, _SL_EN = 19, 20, 21  # slow level: mean, error variance, error count
 _CS = 22  # slow-level calibration
-_DAY = 26  # then (mean, variance, count) of each day bin, side by side: one cache line per visit
+_RV, _RD1, _RD2, _RREC = 26, 27, 28, 29  # roughness: previous value, last two |changes|, record
+_DAY = 30  # then (mean, variance, count) of each day bin, side by side: one cache line per visit
 _DAY_SECONDS = 86400.0
 
 
@@ -69,8 +80,9 @@ def _forecast_z(row, at, v, seen, alpha, err_alpha):
 @numba.njit(cache=True, nogil=True)
 def _ensemble_kernel(
     order, sid, ts, x, state, alpha, slow_alpha, err_alpha, short, long, day_bins, season_alpha, seasonal_ratio, selection_alpha,
-    range_margin, range_score, range_after_s, onset_decay, onset_only, warmup, band, min_std, rel_min_std,
-    score, expected, lower, upper, ready, c_level, c_seasonal, c_range,
+    range_margin, range_score, range_after_s, roughness_margin, onset_decay, onset_gap, onset_only, warmup,
+    band, min_std, rel_min_std,
+    score, expected, lower, upper, ready, c_level, c_seasonal, c_range, c_rough,
 ):  # fmt: skip
     for j in range(order.shape[0]):
         i = order[j]
@@ -136,6 +148,18 @@ def _ensemble_kernel(
             s = max(s, s_range)
         row[_LO] = min(row[_LO], v)
         row[_HI] = max(row[_HI], v)
+        s_rough = 0.0
+        if seen >= 1.0:
+            change = abs(v - row[_RV])
+            if seen >= 3.0:
+                moved = min(change, min(row[_RD1], row[_RD2]))
+                if watched and row[_RREC] > 0.0 and moved > (1.0 + roughness_margin) * row[_RREC]:
+                    s_rough = range_score
+                    s = max(s, s_rough)
+                row[_RREC] = max(row[_RREC], moved)
+            row[_RD2] = row[_RD1]
+            row[_RD1] = change
+        row[_RV] = v
         # explain, gate, emit
         if seasonal:
             write_band(i, day_mean, floored(day_sd, day_mean, min_std, rel_min_std), band, expected, lower, upper)
@@ -148,14 +172,19 @@ def _ensemble_kernel(
         c_level[i] = s_level
         c_seasonal[i] = s_season
         c_range[i] = s_range
+        c_rough[i] = s_rough
         peak = row[_PEAK]
-        score[i] = s if (not onset_only or s > peak) else 0.0
-        row[_PEAK] = max(s, peak * onset_decay)
+        if not onset_only or s > peak + onset_gap:
+            score[i] = s
+            row[_PEAK] = s
+        else:  # not reported: a score held at or below the peak keeps it from decaying, as before
+            score[i] = 0.0
+            row[_PEAK] = max(min(s, peak), peak * onset_decay)
         row[_N] = seen + 1.0
 
 
 class DefaultEnsemble(RowStateDetector):
-    """Level + seasonal + range members, anomaly-likelihood calibration, one alarm per episode.
+    """Level + seasonal + range + roughness members, anomaly-likelihood calibration, one alarm per episode.
 
     alpha, slow_alpha, err_alpha: learning rates of the fast and slow level forecasts and of their
     error variances.
@@ -165,11 +194,14 @@ class DefaultEnsemble(RowStateDetector):
     `selection_alpha`) is below this fraction of the level forecast's.
     range_margin, range_score, range_after_s: a value beyond the range seen so far by this fraction
     of it scores `range_score`, once the series has been watched for `range_after_s` seconds.
-    onset_only, onset_half_life: one alarm per episode (see the module docstring).
-    warmup: points before anything may score. State: 26 + 3·day_bins floats per series.
+    roughness_margin: the smallest of the last three absolute changes beyond its largest value so far
+    by this fraction of it scores `range_score` too (same watch time).
+    onset_only, onset_half_life, onset_gap: one alarm per episode (see the module docstring).
+    warmup: points before anything may score. State: 30 + 3·day_bins floats per series.
     """
 
     name = "ensemble"
+    _STATE_VERSION = 2  # 2: the row grew by the roughness member's four slots
 
     def __init__(
         self,
@@ -185,15 +217,21 @@ class DefaultEnsemble(RowStateDetector):
         range_margin: float = 0.05,
         range_score: float = 0.9,
         range_after_s: float = 86400.0,
+        roughness_margin: float = 0.2,
         onset_only: bool = True,
         onset_half_life: float = 50.0,
+        onset_gap: float = 0.1,
         warmup: int = 150,
         **common,
     ) -> None:
         if not 1 <= day_bins <= 96:
             raise ValueError(f"day_bins must be between 1 and 96, got {day_bins}")
-        if onset_half_life <= 0 or range_margin < 0 or not 0 <= range_score <= 1 or seasonal_ratio <= 0:
-            raise ValueError("need onset_half_life > 0, range_margin >= 0, 0 <= range_score <= 1, seasonal_ratio > 0")
+        if not 0 <= onset_gap < 1:
+            raise ValueError(f"onset_gap must be in [0, 1), got {onset_gap}")
+        if onset_half_life <= 0 or range_margin < 0 or roughness_margin < 0 or not 0 <= range_score <= 1 or seasonal_ratio <= 0:
+            raise ValueError(
+                "need onset_half_life > 0, range_margin and roughness_margin >= 0, 0 <= range_score <= 1, seasonal_ratio > 0"
+            )
         self.day_bins = day_bins
         self.width = _DAY + 3 * day_bins
         super().__init__(warmup=warmup, **common)
@@ -208,8 +246,10 @@ class DefaultEnsemble(RowStateDetector):
         self.range_margin = range_margin
         self.range_score = range_score
         self.range_after_s = range_after_s
+        self.roughness_margin = roughness_margin
         self.onset_only = onset_only
         self.onset_half_life = onset_half_life
+        self.onset_gap = onset_gap
 
     def _init_row(self) -> np.ndarray:
         row = np.zeros(self.width)
@@ -228,7 +268,7 @@ class DefaultEnsemble(RowStateDetector):
     def update(self, batch: MetricBatch) -> Scores:
         n = len(batch)
         out = Scores.empty(n)
-        components = {"level": np.zeros(n), "seasonal": np.zeros(n), "range": np.zeros(n)}
+        components = {"level": np.zeros(n), "seasonal": np.zeros(n), "range": np.zeros(n), "roughness": np.zeros(n)}
         out = Scores(out.score, out.expected, out.lower, out.upper, out.ready, components)
         if n == 0:
             return out
@@ -237,9 +277,9 @@ class DefaultEnsemble(RowStateDetector):
             row_order(batch.series_id, self._n_series), batch.series_id, batch.ts, batch.value, self._state,
             self.alpha, self.slow_alpha, self.err_alpha, self.short, self.long, self.day_bins, self.season_alpha,
             self.seasonal_ratio, self.selection_alpha, self.range_margin, self.range_score, self.range_after_s,
-            0.5 ** (1.0 / self.onset_half_life), self.onset_only, float(self.warmup),
+            self.roughness_margin, 0.5 ** (1.0 / self.onset_half_life), self.onset_gap, self.onset_only, float(self.warmup),
             self.band_sigmas, self.min_std, self.rel_min_std,
             out.score, out.expected, out.lower, out.upper, out.ready,
-            components["level"], components["seasonal"], components["range"],
+            components["level"], components["seasonal"], components["range"], components["roughness"],
         )  # fmt: skip
         return out
