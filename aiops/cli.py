@@ -1,4 +1,4 @@
-"""The `aiops` command: serve, demo, config validate, version."""
+"""The `aiops` command: serve, demo, config validate, score, backtest, runbook validate|run, executor, version."""
 
 from __future__ import annotations
 
@@ -152,6 +152,89 @@ def _backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _runbook_validate(args: argparse.Namespace) -> int:
+    from aiops.config_loader import load_runbook_file
+
+    try:
+        found = load_runbook_file(args.file)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return 1
+    print(f"{args.file}: valid ({', '.join(rb.name for rb in found.runbooks) or 'no runbooks'})")
+    return 0
+
+
+def _runbook_run(args: argparse.Namespace) -> int:
+    """Plan a run by hand; a dry run is advanced here and its story printed, a real one is left to the executors."""
+    import getpass
+    import json as json_module
+    import time
+
+    from sqlalchemy import select
+
+    from aiops.executions import FINAL, Planner, steps_of
+    from aiops.executor import Executor
+    from aiops.store import StoreEngine
+    from aiops.store.schema import alerts, executions
+
+    settings = _settings_from(args.config)
+    planner = Planner(settings.remediation)
+    runbook = planner.runbooks.get(args.name)
+    if runbook is None:
+        print(f"aiops runbook run: no runbook {args.name!r} (configured: {', '.join(planner.runbooks) or 'none'})",
+              file=sys.stderr)
+        return 2
+    store = StoreEngine(settings.store_url)
+    store.migrate()
+    with store.begin() as conn:
+        alert = conn.execute(select(alerts).where(alerts.c.id == args.alert)).first()
+        if alert is None:
+            print(f"aiops runbook run: alert {args.alert} not found in {store.dialect} store", file=sys.stderr)
+            return 2
+        execution_id, decision = planner.create(conn, runbook, dict(alert._mapping), time.time(),
+                                                requested_by=f"cli:{getpass.getuser()}", force_dry_run=args.dry_run)
+    if execution_id is None:
+        print(f"aiops runbook run: {args.name} may not run now: {decision.reason}", file=sys.stderr)
+        return 1
+    if args.dry_run:
+        executor = Executor(store, settings)
+        while executor.run_once():
+            pass
+    with store.begin() as conn:
+        row = dict(conn.execute(select(executions).where(executions.c.id == execution_id)).first()._mapping)
+        row["steps"] = steps_of(conn, execution_id)
+    store.close()
+    print(json_module.dumps(row, indent=2, default=str))
+    if not args.dry_run and row["state"] not in FINAL:
+        print(f"execution {execution_id} is {row['state']}: the service's executor will run it", file=sys.stderr)
+    return 0
+
+
+def _executor(args: argparse.Namespace) -> int:
+    """Only the executor: more processes claiming executions from the same store."""
+    import threading
+
+    from aiops.logs import configure_logging
+    from aiops.service import Service
+
+    settings = _settings_from(args.config)
+    configure_logging(settings.logging.format, settings.logging.level)
+    service = Service(settings)
+    service.start_executor_only()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    service.stop_executor_only()
+    return 0
+
+
+def _settings_from(config: Path | None):
+    path = config or os.environ.get("AIOPS_CONFIG")
+    return load_settings(path)
+
+
 def _iso(ts: float) -> str:
     import time
 
@@ -214,6 +297,30 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--json", action="store_true", help="print the whole report as JSON")
     backtest.add_argument("--limit", type=int, default=20, help="alerts to list (default 20)")
     backtest.set_defaults(run=_backtest)
+
+    runbook = sub.add_parser("runbook", help="validate or run runbooks", description="Validate or run runbooks.")
+    runbook_sub = runbook.add_subparsers(dest="runbook_command", required=True, metavar="ACTION")
+    rb_validate = runbook_sub.add_parser("validate", help="check a runbook file (runbooks: [...]); exit 1 on errors",
+                                         description="Check a runbook file. Prints every error with file, line and "
+                                         "field and exits 1; exits 0 when it is valid.")
+    rb_validate.add_argument("file", type=Path)
+    rb_validate.set_defaults(run=_runbook_validate)
+    rb_run = runbook_sub.add_parser("run", help="run a configured runbook for an alert (guards apply)",
+                                    description="Plan an execution of a configured runbook for an alert, as if the "
+                                    "alert had matched it; guards apply. With --dry-run it is carried out here with "
+                                    "no action taken and its story printed; otherwise the service's executors run it.")
+    rb_run.add_argument("name")
+    rb_run.add_argument("--alert", type=int, required=True, help="the alert id whose context the runbook gets")
+    rb_run.add_argument("--dry-run", action="store_true", help="record what would be done; act on nothing")
+    rb_run.add_argument("--config", type=Path, help="settings file (default: $AIOPS_CONFIG)")
+    rb_run.set_defaults(run=_runbook_run)
+
+    executor = sub.add_parser("executor", help="run only the remediation executor (scale-out, failover)",
+                              description="Run only the remediation executor against the configured store. Any "
+                              "number of executors (and services) may share a store: each execution is claimed by "
+                              "one of them, and taken over if its executor dies.")
+    executor.add_argument("--config", type=Path, help="settings file (default: $AIOPS_CONFIG)")
+    executor.set_defaults(run=_executor)
 
     version = sub.add_parser("version", help="print the version", description="Print the version of aiops.")
     version.set_defaults(run=lambda a: print(f"aiops {__version__}") or 0)

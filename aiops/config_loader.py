@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from aiops.settings import Settings
 from remediation.runbook import RunbookSet
 
-__all__ = ["ConfigError", "ConfigIssue", "ENV_PREFIX", "load_runbook_file", "load_settings"]
+__all__ = ["ConfigError", "ConfigIssue", "ENV_PREFIX", "load_runbook_file", "load_runbook_text", "load_settings"]
 
 ENV_PREFIX = "AIOPS_"
 _ENV_SKIP = {"AIOPS_CONFIG"}  # names the file itself; not a setting
@@ -76,11 +76,19 @@ def load_settings(path: str | Path | None = None, environ: Mapping[str, str] | N
 
 def load_runbook_file(path: str | Path) -> RunbookSet:
     """Runbooks from a YAML file holding `runbooks: [...]`; errors name the file, line and field."""
-    data, lines = _read_yaml(Path(path))
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigIssue(str(path), None, "", f"cannot read: {exc.strerror or exc}")]) from None
+    return load_runbook_text(text, str(path))
+
+
+def load_runbook_text(text: str, source: str = "<runbooks>") -> RunbookSet:
+    data, lines = _parse_yaml(text, source)
     try:
         return RunbookSet.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError([_issue(err, str(path), lines, {}) for err in exc.errors()]) from None
+        raise ConfigError([_issue(err, source, lines, {}) for err in exc.errors()]) from None
 
 
 def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
@@ -88,21 +96,25 @@ def _read_yaml(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([ConfigIssue(str(path), None, "", f"cannot read: {exc.strerror or exc}")]) from None
+    return _parse_yaml(text, str(path))
+
+
+def _parse_yaml(text: str, source: str) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
-        raise ConfigError([ConfigIssue(str(path), line, "", f"invalid YAML: {exc.problem or exc}")]) from None
+        raise ConfigError([ConfigIssue(source, line, "", f"invalid YAML: {exc.problem or exc}")]) from None
     if node is None:
         return {}, {}
     lines: dict[tuple[str, ...], int] = {}
     issues: list[ConfigIssue] = []
-    value = _to_python(node, (), lines, issues, str(path))
+    value = _to_python(node, (), lines, issues, source)
     if issues:
         raise ConfigError(issues)
     if not isinstance(value, dict):
-        raise ConfigError([ConfigIssue(str(path), node.start_mark.line + 1, "", "expected a mapping of sections")])
+        raise ConfigError([ConfigIssue(source, node.start_mark.line + 1, "", "expected a mapping of sections")])
     return value, lines
 
 

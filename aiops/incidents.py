@@ -122,6 +122,9 @@ class IncidentManager:
     def _join(self, conn: Connection, e: AlertEvent, now: float) -> tuple[dict[str, Any], bool]:
         key = self.group_key(e.labels or {})
         incident = self._open.get(key)
+        if incident is not None and self._resolved_elsewhere(conn, incident["id"]):
+            self._forget(incident["id"])  # another process (a standalone executor) resolved it
+            incident = None
         if incident is not None and now - incident["updated_at"] <= self.settings.window_s:
             conn.execute(insert(incident_alerts), [{"incident_id": incident["id"], "alert_id": e.alert_id, "firing": True}])
             changes = {
@@ -187,11 +190,18 @@ class IncidentManager:
         )
         self._timeline(conn, incident_id, now, actor, "resolved", {"reason": reason})
         self._tell(conn, incident_id, "resolved", actor, now)
+        self._forget(incident_id)
+
+    def _forget(self, incident_id: int) -> None:
         for key, incident in list(self._open.items()):
             if incident["id"] == incident_id:
                 del self._open[key]
         for alert_id in [a for a, i in self._incident_of.items() if i == incident_id]:
             del self._incident_of[alert_id]
+
+    @staticmethod
+    def _resolved_elsewhere(conn: Connection, incident_id: int) -> bool:
+        return conn.execute(select(incidents.c.state).where(incidents.c.id == incident_id)).scalar() == "resolved"
 
     @_locked
     def acknowledge(self, conn: Connection, incident_id: int, now: float, actor: str) -> None:

@@ -120,6 +120,19 @@ class Service:
         self._started = True
         log.info("service started", extra={"store": self.store.dialect, "series": len(self.registry)})
 
+    def start_executor_only(self) -> None:
+        """For `aiops executor`: the store, incidents and outbox the executor needs, no pipeline or API."""
+        self.store.migrate()
+        with self.store.begin() as conn:
+            self.incidents.load(conn)
+        self.outbox.start()
+        self.executor.start()
+
+    def stop_executor_only(self) -> None:
+        self.executor.stop()
+        self.outbox.stop()
+        self.store.close()
+
     def stop(self) -> None:
         self._started = False
         self.executor.stop()

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from aiops import __version__
-from aiops.api.routers import alerts, anomalies, config, events, health, incidents, ingest, notifications, silences
+from aiops.api.routers import alerts, anomalies, config, events, health, incidents, ingest, notifications, remediation, silences
 from aiops.api.routers.ingest import IngestFastPath
 from aiops.service import Service
 
@@ -45,7 +45,7 @@ def create_app(service: Service, on_started: list[Hook] | None = None) -> FastAP
         lifespan=lifespan,
     )
     app.state.service = service
-    for module in (health, ingest, anomalies, alerts, incidents, events, silences, notifications, config):
+    for module in (health, ingest, anomalies, alerts, incidents, events, silences, notifications, remediation, config):
         app.include_router(module.router)
     app.add_middleware(IngestFastPath, service=service)
 
