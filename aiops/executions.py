@@ -51,7 +51,7 @@ def kill_switch(conn: Connection, settings: RemediationSettings) -> str | None:
         return "remediation.enabled is false in the settings"
     row = conn.execute(select(switches).where(switches.c.name == KILL_SWITCH)).first()
     if row is not None and row.engaged:
-        return f"engaged by {row.changed_by}: {row.reason}"
+        return f"{row.changed_by}: {row.reason}"
     return None
 
 

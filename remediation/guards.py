@@ -36,7 +36,7 @@ def decide(runbook: Runbook, history: History, now: float, force_dry_run: bool =
     g = runbook.guards
     dry_run = g.dry_run or force_dry_run
     if history.kill_switch is not None and not dry_run:
-        return Decision(None, f"kill switch engaged: {history.kill_switch}")
+        return Decision(None, f"kill switch engaged ({history.kill_switch})")
     if g.business_hours is not None and not g.business_hours.contains(now) and not dry_run:
         hours = g.business_hours
         return Decision(None, f"outside business hours ({', '.join(hours.weekdays)} {hours.start}-{hours.end} UTC)")
