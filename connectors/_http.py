@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.errors import PermanentDeliveryError, RetriesExhausted
 
-__all__ = ["Outbound", "RetryPolicy", "RetrySettings", "post_with_retries", "request_with_retries"]
+__all__ = ["Outbound", "RetryPolicy", "RetrySettings", "request_with_retries"]
 
 _RETRYABLE = {408, 429}
 
@@ -74,21 +74,6 @@ class Outbound:
             self.client, method, url, body, headers, self.config.policy(), self.sleep, self.clock, self.rng, self.what,
             handled,
         )
-
-
-def post_with_retries(
-    client: httpx.Client,
-    url: str,
-    body: bytes,
-    headers: Callable[[], dict[str, str]],
-    policy: RetryPolicy,
-    sleep: Callable[[float], None],
-    clock: Callable[[], float],
-    rng: random.Random,
-    what: str,
-) -> tuple[httpx.Response, int]:
-    """`request_with_retries` for a POST."""
-    return request_with_retries(client, "POST", url, body, headers, policy, sleep, clock, rng, what)
 
 
 def request_with_retries(
