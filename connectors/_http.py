@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import email.utils
 import random
-from collections.abc import Callable
-from dataclasses import dataclass
-
 import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectors.errors import PermanentDeliveryError, RetriesExhausted
 
-__all__ = ["Outbound", "RetryPolicy", "RetrySettings", "post_with_retries", "request_with_retries"]
+__all__ = ["Outbound", "RetryPolicy", "RetrySettings", "request_with_retries"]
 
 _RETRYABLE = {408, 429}
 
@@ -61,24 +60,20 @@ class Outbound:
         self.rng = rng or random.Random()
 
     def _post(self, url: str, body: bytes, headers: Callable[[], dict[str, str]]) -> tuple[httpx.Response, int]:
-        return post_with_retries(
-            self.client, url, body, headers, self.config.policy(), self.sleep, self.clock, self.rng, self.what
+        return self._request("POST", url, headers, body)
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        headers: Callable[[], dict[str, str]],
+        body: bytes | None = None,
+        handled: Collection[int] = (),
+    ) -> tuple[httpx.Response, int]:
+        return request_with_retries(
+            self.client, method, url, body, headers, self.config.policy(), self.sleep, self.clock, self.rng, self.what,
+            handled,
         )
-
-
-def post_with_retries(
-    client: httpx.Client,
-    url: str,
-    body: bytes,
-    headers: Callable[[], dict[str, str]],
-    policy: RetryPolicy,
-    sleep: Callable[[float], None],
-    clock: Callable[[], float],
-    rng: random.Random,
-    what: str,
-) -> tuple[httpx.Response, int]:
-    """POST until a 2xx (returned with the attempt count); see `request_with_retries`."""
-    return request_with_retries(client, "POST", url, body, headers, policy, sleep, clock, rng, what)
 
 
 def request_with_retries(
@@ -92,9 +87,11 @@ def request_with_retries(
     clock: Callable[[], float],
     rng: random.Random,
     what: str,
+    handled: Collection[int] = (),
 ) -> tuple[httpx.Response, int]:
-    """Send until a 2xx (returned with the attempt count); timeouts, connection errors, 408, 429 and
-    5xx are retried, any other 4xx raises PermanentDeliveryError; `headers` is called per attempt."""
+    """Send until a 2xx or a status in `handled` (returned with the attempt count, for the caller to
+    interpret); timeouts, connection errors, 408, 429 and 5xx are retried, any other 4xx raises
+    PermanentDeliveryError; `headers` is called per attempt."""
     last, status = "no attempt", None
     for attempt in range(1, policy.max_attempts + 1):
         retry_after = None
@@ -104,7 +101,7 @@ def request_with_retries(
             last, status = f"{type(exc).__name__}: {exc}", None
         else:
             status = response.status_code
-            if status < 300:
+            if status < 300 or status in handled:
                 return response, attempt
             if status < 500 and status not in _RETRYABLE:
                 raise PermanentDeliveryError(f"{what} refused: HTTP {status} {response.text[:200]}", attempt, status)

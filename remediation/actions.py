@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from connectors import ConnectorError
 from connectors._http import RetryPolicy, request_with_retries
 
 __all__ = ["ActionError", "HttpCall", "StepRun"]
@@ -62,14 +63,15 @@ class HttpCall:
         headers = {**{str(k): str(v) for k, v in (args.get("headers") or {}).items()}, **content_type,
                    "Idempotency-Key": run.idempotency_key}
         policy = RetryPolicy(run.timeout_s, run.max_attempts, run.backoff_s, max(run.backoff_s * 8, 1.0))
+        expected = args.get("expect_status")
+        wanted = None if expected is None else {int(x) for x in ([expected] if isinstance(expected, (int, str)) else expected)}
         try:
             response, attempts = request_with_retries(
                 self.client, method, str(args["url"]), body, lambda: headers, policy, self.sleep, self.clock, self.rng,
-                f"{method} {args['url']}",
+                f"{method} {args['url']}", handled=wanted or (),
             )
-        except Exception as exc:  # the connector's errors, already precise
+        except ConnectorError as exc:  # the connector's errors are already precise
             raise ActionError(str(exc)) from None
-        expected = args.get("expect_status")
-        if expected is not None and response.status_code not in ([expected] if isinstance(expected, int) else expected):
-            raise ActionError(f"{method} {args['url']} answered {response.status_code}, expected {expected}")
+        if wanted is not None and response.status_code not in wanted:
+            raise ActionError(f"{method} {args['url']} answered {response.status_code}, expected {sorted(wanted)}")
         return {"status": response.status_code, "attempts": attempts, "body": response.text[:2000]}
