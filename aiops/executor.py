@@ -39,6 +39,7 @@ from aiops.executions import audit, kill_switch, steps_of, timeline
 from aiops.settings import Settings
 from aiops.store import StoreEngine
 from aiops.store.schema import execution_steps, executions, verification_watches
+from connectors.jenkins import JenkinsAction
 from remediation.actions import ActionError, HttpCall, StepRun
 from remediation.runbook import Runbook, Step
 from remediation.templating import TemplateRenderError, render_tree
@@ -304,18 +305,24 @@ class Executor:
         return _Failed(f"unknown action {step.action}")
 
     def _jenkins(self, step: Step, row: dict[str, Any], args: dict[str, Any], run: StepRun, fresh: bool):
-        if self.jenkins is None:
-            return _Failed("no Jenkins server is configured (remediation.jenkins)")
-        action = self.jenkins(args.get("server"))
+        action = self._jenkins_action(args.get("server"))
         queue_url = row["outputs"].get("queue_url")
-        if queue_url is None or fresh and not row["outputs"]:
+        if queue_url is None:
             queued = action.trigger(str(args["job"]), {k: str(v) for k, v in (args.get("params") or {}).items()},
                                     run.idempotency_key)
             queue_url = queued.queue_url
             self._progress(row, {"queue_url": queue_url})  # from here a resumed step follows, never triggers again
         result = action.follow(queue_url)
-        outputs = {"queue_url": queue_url, "build_url": result.url, "number": result.number, "result": result.result}
-        return _Done(outputs) if result.success else _Failed(f"Jenkins build {result.url} ended {result.result}")
+        outputs = {"queue_url": queue_url, "build_url": result.build.url, "number": result.build.number,
+                   "result": result.outcome, "duration_s": result.duration_s}
+        return _Done(outputs) if result.success else _Failed(f"Jenkins build {result.build.url} ended {result.outcome}")
+
+    def _jenkins_action(self, server: str | None):
+        if self.jenkins is not None:  # tests hand in their own
+            return self.jenkins(server)
+        servers = self.settings.jenkins
+        name = server if server is not None else next(iter(servers))
+        return JenkinsAction(servers[name], clock=self.clock, sleep=self.sleep)
 
     def _check(self, ex, step: Step, row, args, fresh: bool, now: float):
         """`check`: one point of the alert's series, after the step began, must be normal; else fail at timeout."""

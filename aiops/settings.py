@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from aiops.matchers import SelectorError, parse_selector
+from connectors.jenkins import JenkinsConfig
 from connectors.pagerduty import PagerDutyConfig
 from connectors.slack import SlackConfig
 from connectors.webhook import WebhookConfig
@@ -349,6 +350,9 @@ class RemediationSettings(_Section):
     enabled: bool = Field(True, description="false: the kill switch, from config (no runbook acts; dry runs still record)")
     runbooks: list[Runbook] = Field(default_factory=list)
     runbook_files: list[Path] = Field(default_factory=list, description="YAML files of `runbooks: [...]`, loaded too")
+    jenkins: dict[str, JenkinsConfig] = Field(
+        default_factory=dict, description="Jenkins servers by name; a jenkins step names one in with.server (default: the only one)"
+    )
     executor: bool = Field(True, description="run an executor in this process (several processes may share a store)")
     workers: int = Field(2, ge=1, le=32, description="executions advanced at once by this process")
     lease_s: float = Field(30.0, ge=2, description="a claimed execution whose executor stops heartbeating is taken over after this")
@@ -367,6 +371,21 @@ class RemediationSettings(_Section):
         if twice:
             raise ValueError(f"runbook name(s) used twice: {', '.join(twice)}")
         return runbooks
+
+    @model_validator(mode="after")
+    def _jenkins_servers(self) -> RemediationSettings:
+        for rb in self.runbooks:
+            for step in [*rb.steps, *rb.rollback]:
+                if step.action != "jenkins":
+                    continue
+                server = step.with_.get("server")
+                if server is None and len(self.jenkins) != 1:
+                    raise ValueError(f"runbook {rb.name!r}, step {step.name!r}: name a server in with.server "
+                                     f"(remediation.jenkins has {len(self.jenkins)})")
+                if server is not None and server not in self.jenkins:
+                    raise ValueError(f"runbook {rb.name!r}, step {step.name!r}: no Jenkins server {server!r} in "
+                                     f"remediation.jenkins ({', '.join(self.jenkins) or 'none configured'})")
+        return self
 
 
 class DemoSettings(_Section):

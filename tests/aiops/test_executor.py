@@ -225,3 +225,40 @@ def test_kill_switch_holds_everything_but_dry_runs_and_approval_holds_until_deci
     waiting = _plan(store, gated, clock, insert_alert(store, series_id=2, labels={"service": "api", "host": "api-3"}))
     assert _state(store, waiting)["state"] == "awaiting_approval"
     assert not _executor(store, gated, clock).run_once()
+
+
+def _jenkins_settings(emulator) -> Settings:
+    return Settings.model_validate({"remediation": {
+        "lease_s": 10,
+        "jenkins": {"ci": {"url": emulator.url, "user": emulator.user, "api_token": emulator.token, "poll_interval_s": 0.01}},
+        "runbooks": [{"name": "restart-api", "match": {"selector": '{service="api"}'}, "verify": None,
+                      "steps": [{"name": "redeploy", "action": "jenkins",
+                                 "with": {"job": "remediate", "params": {"HOST": "{{ labels.host }}"}}}]}],
+    }})
+
+
+def test_a_jenkins_step_triggers_follows_and_maps_the_result_and_a_resumed_one_follows_without_retriggering(rig):
+    from emulators.jenkins import Job, JenkinsEmulator
+
+    clock, store, _ = rig
+    with JenkinsEmulator(jobs={"remediate": Job(result="SUCCESS", queue_polls=2, build_polls=2)}) as jenkins:
+        settings = _jenkins_settings(jenkins)
+        execution_id = _plan(store, settings, clock, insert_alert(store))
+        _executor(store, settings, clock).run_once()
+        ex = _state(store, execution_id)
+        assert ex["state"] == "succeeded" and ex["steps"][0]["outputs"]["result"] == "SUCCESS"
+        assert [b.params for b in jenkins.builds] == [{"HOST": "api-1"}]
+
+        # a step that had triggered (its queue item on record) when the executor died is followed, not re-run
+        jenkins.jobs["remediate"] = Job(result="FAILURE", queue_polls=1, build_polls=1)
+        other = _plan(store, settings, clock, insert_alert(store, series_id=1, labels={"service": "api", "host": "api-2"}))
+        from connectors.jenkins import JenkinsAction
+
+        queued = JenkinsAction(settings.remediation.jenkins["ci"]).trigger("remediate", {"HOST": "api-2"})
+        _crashed_mid_step(store, other, clock, "unused")
+        with store.begin() as conn:
+            conn.execute(execution_steps.update().where(execution_steps.c.execution_id == other)
+                         .values(action="jenkins", name="redeploy", outputs={"queue_url": queued.queue_url}))
+        _executor(store, settings, clock).run_once()
+        ex = _state(store, other)
+        assert ex["state"] == "failed" and "ended FAILURE" in ex["reason"] and len(jenkins.builds) == 2
