@@ -30,6 +30,8 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _serve(args: argparse.Namespace, demo: bool) -> int:
+    import contextlib
+
     import uvicorn
 
     from aiops.api import create_app
@@ -38,36 +40,30 @@ def _serve(args: argparse.Namespace, demo: bool) -> int:
 
     settings = _settings(args)
     configure_logging(settings.logging.format, settings.logging.level)
-    if demo:
-        settings = _with_demo_topology(settings)
-    service = Service(settings, config_path=args.config or os.environ.get("AIOPS_CONFIG"))
-    hooks = [lambda app: _reload_on_sighup(service)]
-    if demo:
-        from aiops.demo.feeder import start_demo_feeder
+    with contextlib.ExitStack() as stack:
+        runtime = None
+        if demo:
+            from aiops.demo.runtime import DemoRuntime
 
-        hooks.append(lambda app: start_demo_feeder(settings))
-    app = create_app(service, on_started=hooks)
-    uvicorn.run(
-        app,
-        host=settings.server.host,
-        port=settings.server.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=5,
-    )
+            runtime = stack.enter_context(DemoRuntime(settings))
+            settings = runtime.settings(settings)
+        service = Service(settings, config_path=args.config or os.environ.get("AIOPS_CONFIG"))
+        hooks = [lambda app: _reload_on_sighup(service)]
+        if runtime is not None:
+            from aiops.demo.feeder import start_demo_feeder
+
+            hooks.append(lambda app: start_demo_feeder(settings, runtime.simulator))
+        app = create_app(service, on_started=hooks, demo=runtime)
+        uvicorn.run(
+            app,
+            host=settings.server.host,
+            port=settings.server.port,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=5,
+            timeout_keep_alive=30,  # longer than clients' usual 5-15 s between requests: no race on a closing connection
+        )
     return 0
-
-
-def _with_demo_topology(settings):
-    """The demo fleet's services call each other: without a configured map, incidents use the demo's."""
-    from aiops.demo.simulator import demo_topology, service_names
-
-    incidents = settings.alerting.incidents
-    if incidents.topology:
-        return settings
-    topology = demo_topology(service_names(settings.demo.services))
-    alerting = settings.alerting.model_copy(update={"incidents": incidents.model_copy(update={"topology": topology})})
-    return settings.model_copy(update={"alerting": alerting})
 
 
 def _reload_on_sighup(service) -> Callable[[], None]:

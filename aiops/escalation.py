@@ -1,7 +1,7 @@
 """Escalation: an incident nobody acknowledges goes to the next receiver of its policy, step after step.
 
 A policy is chosen when an incident opens (the first whose selector matches its first alert). Its
-first step notifies at once; each step then waits `wait_s` for an acknowledgement before the next
+first step notifies after `delay_s` (at once by default) if the incident is still open then; each step then waits `wait_s` for an acknowledgement before the next
 step notifies. After the last step the policy starts again from the first, `repeat` times, then
 stops. Acknowledging, remediating or resolving the incident stops it. The position is kept on the
 incident row (`escalation_step`, `escalation_round`, `escalation_next_at`), so a restart resumes it.
@@ -41,10 +41,9 @@ class Escalations:
         plain = {k: v for k, v in labels.items() if k != "__name__"}
         return next((p.name for p, sel in self._selectors if sel.matches(name, plain)), None)
 
-    def first(self, policy: str, now: float) -> Step:
-        """The opening step: notify the first receiver now."""
-        first = self._policies[policy].steps[0]
-        return Step(first.receiver, 0, 0, now + first.wait_s)
+    def delay(self, policy: str) -> float:
+        """How long a new incident waits (open, unacknowledged, not being remediated) before its first page."""
+        return self._policies[policy].delay_s
 
     def next(self, policy: str | None, step: int, round_: int, now: float) -> Step:
         """The step after `step` once its wait has run out."""

@@ -122,7 +122,7 @@ class Planner:
         incident_id = conn.execute(
             select(func.max(incident_alerts.c.incident_id)).where(incident_alerts.c.alert_id == alert["id"])
         ).scalar()
-        context = alert_context(alert, incident_id)
+        context = {**alert_context(alert, incident_id), "vars": self.settings.vars}
         try:
             target = render_text(runbook.target, context, f"runbook {runbook.name}: target")
             context["params"] = {k: render_text(v, context, f"runbook {runbook.name}: params.{k}")

@@ -247,7 +247,7 @@ class Executor:
 
     def _start_step(self, ex, runbook: Runbook, phase: str, idx: int, step: Step):
         now = self.clock()
-        context = {**ex["context"], "execution_id": ex["id"], "target": ex["target"]}
+        context = {**ex["context"], "execution_id": ex["id"], "target": ex["target"], "vars": self.settings.vars}
         key = f"aiops-exec-{ex['id']}-{phase}-{idx}"
         try:
             args = render_tree(step.with_, context, f"runbook {runbook.name}: {phase}[{idx}] ({step.name}).with")

@@ -155,7 +155,7 @@ class IncidentManager:
         }
         policy = self.escalations.policy_for(e.labels or {})
         row.update(escalation_policy=policy, escalation_step=-1, escalation_round=0,
-                   escalation_next_at=now if policy else None)  # the first step pages at the next tick
+                   escalation_next_at=now + self.escalations.delay(policy) if policy else None)
         row["id"] = int(conn.execute(insert(incidents).returning(incidents.c.id), [row]).scalar_one())
         conn.execute(insert(incident_alerts), [{"incident_id": row["id"], "alert_id": e.alert_id, "firing": True}])
         self._timeline(conn, row["id"], now, "pipeline", "opened", {"alert_id": e.alert_id, "summary": e.summary})
@@ -226,8 +226,10 @@ class IncidentManager:
         self._tell(conn, incident_id, "remediating", actor, now)
 
     @_locked
-    def remediation_failed(self, conn: Connection, incident_id: int, now: float, actor: str, detail: dict[str, Any]) -> None:
-        """Automation could not heal it: back to people (acknowledged if someone had, else open and escalating again)."""
+    def remediation_failed(self, conn: Connection, incident_id: int, now: float, actor: str, detail: dict[str, Any],
+                           kind: str = "remediation_failed") -> None:
+        """Automation could not heal it (or healed only part of it): back to people, acknowledged if
+        someone had, else open and escalating again."""
         incident = self._by_id(incident_id)
         if incident is None:  # resolved meanwhile
             return
@@ -237,7 +239,12 @@ class IncidentManager:
                    "escalation_next_at": now if policy and state == "open" else None}
         conn.execute(update(incidents).where(incidents.c.id == incident_id).values(**changes))
         incident.update(changes)
-        self._timeline(conn, incident_id, now, actor, "remediation_failed", detail)
+        self._timeline(conn, incident_id, now, actor, kind, detail)
+
+    def firing_alerts_of(self, incident_id: int) -> list[int]:
+        """The alerts of an open incident that are still firing."""
+        with self._lock:
+            return sorted(a for a, i in self._incident_of.items() if i == incident_id)
 
     def state_of(self, incident_id: int) -> str | None:
         """The state of an open incident this manager holds; None if resolved or unknown."""

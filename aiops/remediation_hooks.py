@@ -28,10 +28,20 @@ class ServiceHooks(IncidentHooks):
                                    {"execution_id": execution["id"], "target": execution["target"]})
 
     def healed(self, conn: Connection, execution: dict[str, Any], now: float, reason: str) -> None:
+        """Resolve the incident, unless other alerts of it still fire: then it goes back to people."""
         incident_id = execution.get("incident_id")
         if incident_id is None or self.incidents.state_of(incident_id) is None:
             return
-        self.incidents.resolve(conn, incident_id, now, f"runbook:{execution['runbook']}",
+        actor = f"runbook:{execution['runbook']}"
+        others = [a for a in self.incidents.firing_alerts_of(incident_id) if a != execution.get("alert_id")]
+        if others:
+            self.incidents.remediation_failed(
+                conn, incident_id, now, actor,
+                {"execution_id": execution["id"], "healed_alert": execution.get("alert_id"), "still_firing": others},
+                kind="remediation_partial",
+            )
+            return
+        self.incidents.resolve(conn, incident_id, now, actor,
                                f"healed by runbook {execution['runbook']} (execution {execution['id']}): {reason}")
 
     def escalate(self, conn: Connection, execution: dict[str, Any], steps: list[dict[str, Any]], runbook: Runbook | None,

@@ -286,6 +286,7 @@ class EscalationPolicy(_Section):
     name: str = Field(pattern=r"^[a-zA-Z0-9_.-]+$")
     selector: str = Field("{}", description="incidents whose first alert matches follow this policy (first match wins)")
     steps: list[EscalationStep] = Field(min_length=1)
+    delay_s: float = Field(0.0, ge=0, description="page the first step only if the incident is still open this long after it opened")
     repeat: int = Field(0, ge=0, le=10, description="times the steps run again from the first when nobody acknowledges")
 
     @field_validator("selector")
@@ -350,6 +351,7 @@ class RemediationSettings(_Section):
     enabled: bool = Field(True, description="false: the kill switch, from config (no runbook acts; dry runs still record)")
     runbooks: list[Runbook] = Field(default_factory=list)
     runbook_files: list[Path] = Field(default_factory=list, description="YAML files of `runbooks: [...]`, loaded too")
+    vars: dict[str, str] = Field(default_factory=dict, description="values runbook templates read as {{ vars.NAME }}")
     jenkins: dict[str, JenkinsConfig] = Field(
         default_factory=dict, description="Jenkins servers by name; a jenkins step names one in with.server (default: the only one)"
     )

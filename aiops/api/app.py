@@ -19,11 +19,12 @@ __all__ = ["create_app"]
 Hook = Callable[[FastAPI], object]
 
 
-def create_app(service: Service, on_started: list[Hook] | None = None) -> FastAPI:
+def create_app(service: Service, on_started: list[Hook] | None = None, demo: object | None = None) -> FastAPI:
     """An app serving `service`; the service starts and stops with the app's lifespan.
 
     `on_started` hooks run once the service is ready (the demo feeder uses one); each may return an
-    awaitable-free cleanup callable, called at shutdown.
+    awaitable-free cleanup callable, called at shutdown. With `demo` (an `aiops.demo.runtime.DemoRuntime`)
+    the demo's control endpoint and pager are served under /demo.
     """
 
     @asynccontextmanager
@@ -45,6 +46,11 @@ def create_app(service: Service, on_started: list[Hook] | None = None) -> FastAP
         lifespan=lifespan,
     )
     app.state.service = service
+    if demo is not None:
+        from aiops.demo.runtime import router as demo_router
+
+        app.state.demo = demo
+        app.include_router(demo_router)
     for module in (health, ingest, anomalies, alerts, incidents, events, silences, notifications, remediation, config):
         app.include_router(module.router)
     app.add_middleware(IngestFastPath, service=service)

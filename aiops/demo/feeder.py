@@ -107,7 +107,7 @@ class DemoFeeder:
             try:
                 response = await client.post("/api/v1/metrics", json={"points": points})
             except httpx.HTTPError as exc:
-                log.warning("demo: ingest failed: %s", exc)
+                log.warning("demo: ingest failed: %r", exc)
             else:
                 if response.status_code == 202:
                     self.sent += len(points)
@@ -118,19 +118,10 @@ class DemoFeeder:
             await asyncio.sleep(0.2 * 2**attempt)
 
 
-def start_demo_feeder(settings: Settings) -> Callable[[], object]:
-    """Start feeding the service described by `settings`; returns the function that stops it."""
+def start_demo_feeder(settings: Settings, simulator: FleetSimulator) -> Callable[[], object]:
+    """Start feeding `simulator` to the service described by `settings`; returns the function that stops it."""
     demo = settings.demo
     host = "127.0.0.1" if settings.server.host in ("0.0.0.0", "::", "") else settings.server.host
-    simulator = FleetSimulator(
-        services=demo.services,
-        hosts_per_service=demo.hosts_per_service,
-        seed=demo.seed,
-        origin=time.time(),
-        first_incident_after_s=demo.first_incident_after_s,
-        incident_every_s=demo.incident_every_s,
-        incident_duration_s=demo.incident_duration_s,
-    )
     feeder = DemoFeeder(
         simulator,
         base_url=f"http://{host}:{settings.server.port}",

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FleetSimulator", "Incident", "INCIDENT_KINDS", "METRICS", "SERVICE_NAMES", "demo_topology", "service_names"]
+__all__ = ["FIXES", "FleetSimulator", "Incident", "INCIDENT_KINDS", "METRICS", "SERVICE_NAMES", "demo_topology",
+           "service_names"]
 
 SERVICE_NAMES = (
     "checkout", "payments", "search", "catalog", "accounts", "shipping",
@@ -41,6 +42,13 @@ INCIDENT_KINDS = ("cpu_saturation", "latency_regression", "error_burst", "disk_f
 _CPU, _MEM, _DISK, _LAT, _ERR = range(len(METRICS))
 _WHOLE_SERVICE = frozenset({"latency_regression", "error_burst"})
 _CLUSTER = "demo-1"
+# What each control action of the demo cures; the others change nothing (a fix that does not work).
+FIXES = {
+    "restart": frozenset({"latency_regression"}),
+    "scale_out": frozenset({"cpu_saturation"}),
+    "rotate_logs": frozenset(),
+    "restore_log_config": frozenset(),
+}
 
 # Range each host's normal level is drawn from, per metric (column order of METRICS).
 _LEVEL_LOW = np.array([20.0, 40.0, 30.0, 0.08, 0.002])
@@ -128,6 +136,7 @@ class FleetSimulator:
         self.incident_every_s = incident_every_s
         self.incident_duration_s = incident_duration_s
         self.services = service_names(services)
+        self._healed: dict[int, float] = {}  # incident number → when a control action cured it
         self.topology = demo_topology(self.services)
         self.hosts = tuple((svc, f"{svc}-{i + 1}") for svc in self.services for i in range(hosts_per_service))
         self._service_of = np.repeat(np.arange(services), hosts_per_service)
@@ -164,12 +173,27 @@ class FleetSimulator:
         return Incident(kind, service, host, start, start + self.incident_duration_s, text, k)
 
     def incident_at(self, ts: float) -> Incident | None:
-        """The incident active at `ts` (start inclusive, end exclusive), if any."""
+        """The incident active at `ts` (start inclusive, end exclusive, cut short when cured), if any."""
         offset = ts - self.origin - self.first_incident_after_s
         if offset < 0:
             return None
         incident = self._incident(int(offset // self.incident_every_s))
+        if ts >= self._healed.get(incident.number, incident.end):
+            return None
         return incident if incident.start <= ts < incident.end else None
+
+    def control(self, action: str, service: str, host: str | None, ts: float) -> Incident | None:
+        """A control action on the fleet at `ts` (restart a service, scale it out, rotate a host's logs…);
+        returns the incident it cured, if it cured one. Unknown actions raise ValueError."""
+        if action not in FIXES:
+            raise ValueError(f"unknown action {action!r}; known: {', '.join(sorted(FIXES))}")
+        incident = self.incident_at(ts)
+        if incident is None or incident.kind not in FIXES[action] or incident.service != service:
+            return None
+        if incident.host is not None and host is not None and incident.host != host:
+            return None
+        self._healed[incident.number] = ts
+        return incident
 
     def incidents_between(self, start: float, end: float) -> list[Incident]:
         """Incidents active at some time in [start, end), in order."""
