@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from aiops.api.deps import ServiceDep
 from aiops.api.filters import parse_cursor
@@ -185,6 +185,7 @@ def cancel(execution_id: int, body: WhoWhy, service: ServiceDep) -> ExecutionPub
             raise HTTPException(409, f"execution {execution_id} has already ended ({row['state']})")
         reason = f"cancelled by {body.by}" + (f": {body.reason}" if body.reason else "")
         _transition(conn, row, now, body.by, "cancelled", reason, "remediation.cancelled", finished=True)
+        conn.execute(delete(verification_watches).where(verification_watches.c.execution_id == execution_id))
         return ExecutionPublic(**_execution(conn, execution_id))
 
 
