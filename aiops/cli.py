@@ -1,4 +1,4 @@
-"""The `aiops` command: serve, demo, config validate, version."""
+"""The `aiops` command: serve, demo, config validate, score, forecast, backtest, version."""
 
 from __future__ import annotations
 
@@ -108,6 +108,31 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _forecast(args: argparse.Namespace) -> int:
+    import time
+
+    from aiops.replay import DataFileError, read_csv_series
+    from forecasting import ModelNotFound, ModelUnavailable, forecast
+
+    try:
+        series = read_csv_series(args.input)
+        started = time.perf_counter()
+        result = forecast(series.value, args.horizon, ts=series.ts, model=args.model, level=args.level,
+                          kind=args.kind)  # fmt: skip
+        elapsed = time.perf_counter() - started
+    except (DataFileError, OSError, ModelNotFound, ModelUnavailable, ValueError) as exc:
+        print(f"aiops forecast: {exc}", file=sys.stderr)
+        return 2
+    if not result.ok:
+        print(f"aiops forecast: {args.input}: {result.reason}", file=sys.stderr)
+        return 2
+    lines = [f"{y:.10g},{lo:.10g},{hi:.10g}" for y, lo, hi in zip(result.yhat, result.lower, result.upper)]
+    sys.stdout.write("\n".join(lines) + "\n")
+    print(f"fit_seconds={elapsed:.4f}", file=sys.stderr)
+    print(f"model={result.model} backtest_mae={result.backtest_error:.6g}", file=sys.stderr)
+    return 0
+
+
 def _backtest(args: argparse.Namespace) -> int:
     import json as json_module
 
@@ -186,6 +211,23 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--detector", help="a detector name (default: ensemble, or the config's default)")
     score.add_argument("--config", type=Path, help="settings file whose detection.default is used")
     score.set_defaults(run=_score)
+
+    fc = sub.add_parser(
+        "forecast",
+        help="print H lines yhat,lower,upper forecasting a timestamp,value CSV",
+        description="Forecast a CSV with header timestamp,value (a regular grid) --horizon steps ahead and "
+        "print one line yhat,lower,upper per step, in order; lower and upper bound the central --level "
+        "interval (default 80%%). The default model chooses per series by rolling-origin backtest. Prints "
+        "fit_seconds=X and the model used on stderr.",
+    )
+    fc.add_argument("--input", required=True, type=Path, help="CSV with header timestamp,value")
+    fc.add_argument("--horizon", required=True, type=int, help="steps to forecast")
+    fc.add_argument("--model", default="auto", help="auto (default), a fast-path candidate (snaive, drift7, hw1, ...), "
+                    "holt_winters, ets or prophet")
+    fc.add_argument("--level", type=float, default=0.8, help="central interval probability (default 0.8)")
+    fc.add_argument("--kind", choices=["gauge", "counter"], default="gauge",
+                    help="counter: forecast the per-second rate (default gauge)")
+    fc.set_defaults(run=_forecast)
 
     backtest = sub.add_parser(
         "backtest",

@@ -1,0 +1,89 @@
+"""Turning a raw series into the history a forecaster should see.
+
+- A counter's level says nothing about the future; its rate does. `kind="counter"` forecasts the
+  per-second increase (a decrease is read as a counter reset, as Prometheus' rate() does).
+- A gauge that was reset (a disk cleaned up, a queue drained, a process restarted) follows a new
+  course from the reset: forecasting through it would average two regimes and aim the trend the
+  wrong way. `last_reset` finds the last drop that is both large against the series' usual
+  step-to-step change and lasting (the series does not climb back within a season), and the
+  forecast uses only what follows it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+__all__ = ["Kind", "Prepared", "counter_rate", "last_reset", "prepare"]
+
+Kind = Literal["gauge", "counter"]
+
+
+@dataclass(frozen=True)
+class Prepared:
+    ts: np.ndarray
+    value: np.ndarray
+    step: float  # seconds between points (median)
+    reset_at: float | None  # timestamp of the first point after the last reset, if one was cut
+
+
+def counter_rate(ts: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-second increase between consecutive samples; a decrease counts from zero (a reset)."""
+    inc = np.diff(value)
+    inc = np.where(inc < 0, value[1:], inc)
+    dt = np.diff(ts)
+    ok = dt > 0
+    return ts[1:][ok], inc[ok] / dt[ok]
+
+
+def last_reset(value: np.ndarray, season: int = 1, min_drop: float = 8.0, min_share: float = 0.2) -> int | None:
+    """Index of the first point after the last lasting drop, or None.
+
+    A drop from t-1 to t counts when it is larger than `min_drop` times the typical step-to-step
+    change (median absolute difference, so a few large steps do not hide it) and larger than
+    `min_share` of the series' range, and the whole season after it lies below the whole season
+    before it (a daily dip that comes back, or the fall after a spike, is not a reset; a drop less
+    than a season old cannot yet be told from a dip, and is not cut).
+    """
+    n = len(value)
+    if n < 3:
+        return None
+    d = np.diff(value)
+    typical = float(np.median(np.abs(d)))
+    spread = float(np.max(value) - np.min(value))
+    if spread <= 0:
+        return None
+    big = np.flatnonzero(-d > max(min_drop * typical, min_share * spread))
+    window = max(season, 3)
+    for i in big[::-1]:  # d[i] is the change from value[i] to value[i+1]
+        before = value[max(0, i + 1 - window) : i + 1]
+        after = value[i + 1 : i + 1 + window]
+        if len(after) == window and after.max() < before.min():
+            return int(i + 1)
+    return None
+
+
+def prepare(ts: np.ndarray, value: np.ndarray, kind: Kind = "gauge", resets: bool = True) -> Prepared:
+    """Sort by time, drop non-finite points, rate a counter, and cut a gauge at its last reset."""
+    ts = np.asarray(ts, dtype=np.float64)
+    value = np.asarray(value, dtype=np.float64)
+    keep = np.isfinite(ts) & np.isfinite(value)
+    ts, value = ts[keep], value[keep]
+    order = np.argsort(ts, kind="stable")
+    ts, value = ts[order], value[order]
+    if kind == "counter":
+        ts, value = counter_rate(ts, value)
+    elif kind != "gauge":
+        raise ValueError(f"kind must be 'gauge' or 'counter', got {kind!r}")
+    step = float(np.median(np.diff(ts))) if len(ts) > 1 else 0.0
+    reset_at = None
+    if resets and kind == "gauge" and len(ts) > 2:
+        from forecasting.fast import seasons_for_step
+
+        cut = last_reset(value, seasons_for_step(step)[0])
+        if cut is not None:
+            reset_at = float(ts[cut])
+            ts, value = ts[cut:], value[cut:]
+    return Prepared(ts, value, step, reset_at)
