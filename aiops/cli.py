@@ -8,15 +8,22 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiops import __version__
-from aiops.config_loader import ConfigError, load_settings
-from aiops.settings import Settings
+
+if TYPE_CHECKING:
+    from aiops.settings import Settings
+
+# Settings (pydantic, and through them the detector registry and numba) are imported by the commands
+# that need them, so `aiops forecast` and `aiops version` start in a fraction of a second.
 
 __all__ = ["main"]
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    from aiops.config_loader import load_settings
+
     path = args.config or os.environ.get("AIOPS_CONFIG")
     settings = load_settings(path)
     server = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
@@ -61,6 +68,8 @@ def _reload_on_sighup(service) -> Callable[[], None]:
     import asyncio
     import logging
 
+    from aiops.config_loader import ConfigError
+
     log = logging.getLogger("aiops.cli")
 
     def reload() -> None:
@@ -75,6 +84,8 @@ def _reload_on_sighup(service) -> Callable[[], None]:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from aiops.config_loader import ConfigError, load_settings
+
     try:
         load_settings(args.file, environ={})
     except ConfigError as exc:
@@ -88,6 +99,7 @@ def _validate(args: argparse.Namespace) -> int:
 def _score(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from aiops.config_loader import load_settings
     from aiops.replay import DataFileError, read_csv_series, score_series
     from detectors.registry import DetectorNotFound, default_registry
 
@@ -137,6 +149,7 @@ def _backtest(args: argparse.Namespace) -> int:
     import json as json_module
 
     from aiops.backtest import read_points, run_backtest
+    from aiops.config_loader import load_settings
     from aiops.replay import DataFileError
 
     settings = load_settings(args.config)
@@ -250,6 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("forecast", "version"):  # no settings involved
+        return args.run(args)
+    from aiops.config_loader import ConfigError
+
     try:
         return args.run(args)
     except ConfigError as exc:
