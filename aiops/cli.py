@@ -235,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fc.add_argument("--input", required=True, type=Path, help="CSV with header timestamp,value")
     fc.add_argument("--horizon", required=True, type=int, help="steps to forecast")
-    fc.add_argument("--model", default="auto", help="auto (default), a fast-path candidate (snaive, drift7, hw1, ...), "
+    fc.add_argument("--model", default="auto", help="auto (default), auto_ets, a fast-path candidate (snaive, drift7, hw1, ...), "
                     "holt_winters, ets or prophet")
     fc.add_argument("--level", type=float, default=0.8, help="central interval probability (default 0.8)")
     fc.add_argument("--kind", choices=["gauge", "counter"], default="gauge",

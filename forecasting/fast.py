@@ -19,7 +19,7 @@ Series are grouped by the length of history they have, so each group is one rect
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from forecasting._candidates import candidate_names, evaluate
 from forecasting.types import ForecastBatch, Status
 
 __all__ = ["DEFAULT_LEVEL", "MIN_POINTS", "forecast_many", "seasons_for_step"]
+
+# more candidates from outside the fast path: (X, cuts, h, season) -> name -> (series, cuts, h)
+ExtraCandidates = Callable[[np.ndarray, list[int], int, int], dict[str, np.ndarray]]
 
 DEFAULT_LEVEL = 0.8
 MIN_POINTS = 8  # below this, no method here forecasts with an honest interval
@@ -60,6 +63,7 @@ def forecast_many(
     season: int | None = None,
     week: int | None = None,
     candidates: Sequence[str] | None = None,
+    extra: ExtraCandidates | None = None,
     max_history: int | None = None,
     min_points: int = MIN_POINTS,
     chunk: int = 1024,
@@ -115,7 +119,7 @@ def forecast_many(
         w = wk if m > 1 else None
         for start in range(0, len(rows), chunk):
             r = rows[start : start + chunk]
-            out = _forecast_block(X[r, n - length :], horizon, m, w, level, candidates)
+            out = _forecast_block(X[r, n - length :], horizon, m, w, level, candidates, extra)
             yhat[r], lower[r], upper[r], error[r] = out[0], out[1], out[2], out[3]
             for i, name in zip(r, out[4]):
                 model[i] = name
@@ -136,7 +140,8 @@ def _carry_forward(X: np.ndarray) -> np.ndarray:
 
 
 def _forecast_block(
-    X: np.ndarray, h: int, m: int, week: int | None, level: float, only: Sequence[str] | None
+    X: np.ndarray, h: int, m: int, week: int | None, level: float, only: Sequence[str] | None,
+    extra: ExtraCandidates | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """One rectangular group: (yhat, lower, upper, backtest MAE, model names)."""
     S, n = X.shape
@@ -147,9 +152,13 @@ def _forecast_block(
     origins = [hb + stride * j for j in range(_INTERVAL_WINDOWS + gap + _SELECT_WINDOWS)]
     cuts = [n - o for o in origins if n - o >= min(min_cut, n - 1)]
     names = [c for c in candidate_names(m, week) if only is None or c in only]
+    F = evaluate(X, [n, *cuts], h, m, week)
+    if extra is not None:
+        more = extra(X, [n, *cuts], h, m)
+        F.update(more)
+        names += list(more)
     if not names:
         raise ValueError(f"no forecaster among {list(only or [])}; available: {candidate_names(m, week)}")
-    F = evaluate(X, [n, *cuts], h, m, week)
     W = len(cuts)
     actual = np.stack([X[:, c : c + hb] for c in cuts], axis=1)  # (S, W, hb)
     errors = np.stack([F[c][:, 1:, :hb] - actual for c in names], axis=1)  # (S, C, W, hb)

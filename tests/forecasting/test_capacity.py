@@ -99,5 +99,5 @@ def test_short_history_without_a_season_still_forecasts_a_trend():
 
 
 def test_unknown_model_names_the_known_ones():
-    with pytest.raises(ModelNotFound, match="available: auto, snaive"):
+    with pytest.raises(ModelNotFound, match="available: auto, auto_ets, snaive"):
         forecast(np.ones(50), 5, model="arima")
