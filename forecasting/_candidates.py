@@ -117,23 +117,28 @@ def _holt_winters(X: np.ndarray, cuts: list[int], h: int, m: int) -> list[np.nda
     return out
 
 
-def evaluate(X: np.ndarray, cuts: list[int], h: int, season: int, week: int | None) -> dict[str, np.ndarray]:
-    """Each candidate's forecast of `h` steps from each cut: name -> (series, len(cuts), h), NaN where
-    the history before a cut is too short for that candidate. Non-negative series get non-negative
-    forecasts."""
+def evaluate(
+    X: np.ndarray, cuts: list[int], h: int, season: int, week: int | None, names: list[str] | None = None
+) -> np.ndarray:
+    """Each candidate's forecast of `h` steps from each cut: (series, candidate, cut, h) in the order
+    of `names` (default: all), NaN where the history before a cut is too short for that candidate.
+    Non-negative series get non-negative forecasts."""
     S = X.shape[0]
-    names = candidate_names(season, week)
-    out = {name: np.full((S, len(cuts), h), np.nan) for name in names}
+    names = names if names is not None else candidate_names(season, week)
+    index = {name: i for i, name in enumerate(names)}
+    out = np.full((S, len(names), len(cuts), h), np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         for ci, cut in enumerate(cuts):
             for name, f in _slicing(X[:, :cut], h, season, week).items():
-                out[name][:, ci] = f
-        for ci, f in enumerate(_holt_winters(X[:, : max(cuts)], cuts, h, season)):
-            if f is not None:
-                for g in range(f.shape[2]):
-                    out[f"hw{g}"][:, ci] = f[:, :, g]
-    nonneg = (X.min(axis=1) >= 0)[:, None, None]
-    for name in names:
-        np.maximum(out[name], 0.0, out=out[name], where=nonneg & np.isfinite(out[name]))
+                if name in index:
+                    out[:, index[name], ci] = f
+        wanted = [(g, index[f"hw{g}"]) for g in range(len(HW_GRID)) if f"hw{g}" in index]
+        if wanted:
+            for ci, f in enumerate(_holt_winters(X[:, : max(cuts)], cuts, h, season)):
+                if f is not None:
+                    for g, c in wanted:
+                        out[:, c, ci] = f[:, :, g]
+    nonneg = (X.min(axis=1) >= 0)[:, None, None, None]
+    np.maximum(out, 0.0, out=out, where=nonneg)  # NaN stays NaN
     return out

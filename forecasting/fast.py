@@ -66,7 +66,7 @@ def forecast_many(
     extra: ExtraCandidates | None = None,
     max_history: int | None = None,
     min_points: int = MIN_POINTS,
-    chunk: int = 1024,
+    chunk: int = 128,
 ) -> ForecastBatch:
     """Forecast every row of `values` (series x time, one shared time grid) `horizon` steps ahead.
 
@@ -152,24 +152,21 @@ def _forecast_block(
     origins = [hb + stride * j for j in range(_INTERVAL_WINDOWS + gap + _SELECT_WINDOWS)]
     cuts = [n - o for o in origins if n - o >= min(min_cut, n - 1)]
     names = [c for c in candidate_names(m, week) if only is None or c in only]
-    F = evaluate(X, [n, *cuts], h, m, week)
+    F = evaluate(X, [n, *cuts], h, m, week, names)  # (S, C, 1 + W, h)
     if extra is not None:
         more = extra(X, [n, *cuts], h, m)
-        F.update(more)
+        F = np.concatenate([F, np.stack(list(more.values()), axis=1)], axis=1)
         names += list(more)
     if not names:
         raise ValueError(f"no forecaster among {list(only or [])}; available: {candidate_names(m, week)}")
     W = len(cuts)
     actual = np.stack([X[:, c : c + hb] for c in cuts], axis=1)  # (S, W, hb)
-    errors = np.stack([F[c][:, 1:, :hb] - actual for c in names], axis=1)  # (S, C, W, hb)
-    final = np.stack([F[c][:, 0] for c in names], axis=1)  # (S, C, h)
+    errors = F[:, :, 1:, :hb] - actual[:, None]  # (S, C, W, hb); NaN where a candidate had no forecast
+    final = F[:, :, 0]  # (S, C, h)
     diffs = np.abs(X[:, m:] - X[:, :-m]) if n > m else np.abs(np.diff(X, axis=1))
     scale = diffs.mean(axis=1) if diffs.shape[1] else np.zeros(S)
     scale = np.maximum(scale, 1e-9 * (np.abs(X).mean(axis=1) + 1e-9))
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        window_err = np.nanmean(np.abs(errors), axis=3) / scale[:, None, None]  # (S, C, W)
+    window_err = np.abs(errors).mean(axis=3) / scale[:, None, None]  # (S, C, W)
     k = min(_TOP_K, len(names))
 
     def combination(ranking: slice, usable: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -238,10 +235,13 @@ def _conformal_quantile(pool: np.ndarray, level: float) -> np.ndarray:
     inside = rank <= count
     idx = np.clip(rank - 1, 0, pool.shape[1] - 1)
     q = np.take_along_axis(srt, idx[:, None], axis=1)[:, 0]
-    top = np.take_along_axis(srt, np.clip(count - 1, 0, None)[:, None], axis=1)[:, 0]
-    # too few errors for the rank: the largest, widened by the ratio of normal quantiles
-    z = _normal_quantile(0.5 + level / 2) / _normal_quantile(0.5 + (count / (count + 1)) / 2 + 1e-12)
-    return np.where(inside, q, np.where(count > 0, top * np.maximum(z, 1.0), np.nan))
+    short = ~inside & (count > 0)
+    if short.any():  # too few errors for the rank: the largest, widened by the ratio of normal quantiles
+        top = np.take_along_axis(srt[short], (count[short] - 1)[:, None], axis=1)[:, 0]
+        z = _normal_quantile(0.5 + level / 2) / _normal_quantile(0.5 + count[short] / (count[short] + 1) / 2)
+        q[short] = top * np.maximum(z, 1.0)
+    q[count == 0] = np.nan
+    return q
 
 
 def _normal_quantile(p: np.ndarray | float) -> np.ndarray:

@@ -127,8 +127,12 @@ def prophet(ts: np.ndarray, value: np.ndarray, horizon: int, step: float, level:
     fortnight of history exists; its own `level` interval."""
     import logging
 
-    for name in ("prophet", "prophet.plot", "cmdstanpy"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    for name in ("prophet", "prophet.plot", "cmdstanpy"):  # plotly missing, Stan chain progress: not ours
+        log = logging.getLogger(name)
+        log.setLevel(logging.CRITICAL)
+        if not log.handlers:  # cmdstanpy installs its own INFO handler unless the logger has one
+            log.addHandler(logging.NullHandler())
+        log.propagate = False
     try:
         import pandas as pd
         from prophet import Prophet
