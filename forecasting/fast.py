@@ -123,6 +123,10 @@ def forecast_many(
             yhat[r], lower[r], upper[r], error[r] = out[0], out[1], out[2], out[3]
             for i, name in zip(r, out[4]):
                 model[i] = name
+                if not np.isfinite(upper[i]).all():  # a named method that needs more history than this
+                    status[i] = "too_short"
+                    reason[i] = f"too short for {name}: no backtest window fits in {length} points"
+                    yhat[i] = lower[i] = upper[i] = np.nan
     return ForecastBatch(future, yhat, lower, upper, model, error, level, status, reason)
 
 

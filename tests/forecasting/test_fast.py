@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from forecasting import forecast_many, seasons_for_step
+from forecasting._candidates import candidate_names
 
 HOUR = 3600.0
 
@@ -92,3 +93,24 @@ def test_a_named_candidate_and_an_unknown_one():
     assert out.model == ["snaive", "snaive"]
     with pytest.raises(ValueError, match="available"):
         forecast_many(values, 30, step=HOUR, candidates=["nope"])
+
+
+@pytest.mark.parametrize("name", [None, *candidate_names(24, 168)])
+def test_every_fast_forecaster_is_finite_ordered_deterministic_and_row_independent(name):
+    rng = np.random.default_rng(6)
+    values = _seasonal(rng, 5, 24 * 17, slope=0.05)  # drift14 backtests from 15 days + the horizon
+    only = None if name is None else [name]
+    a = forecast_many(values, 36, step=HOUR, candidates=only)
+    b = forecast_many(values[::-1], 36, step=HOUR, candidates=only)
+    for arr in (a.yhat, a.lower, a.upper, a.backtest_error):
+        assert np.all(np.isfinite(arr))
+    assert np.all(a.lower <= a.yhat) and np.all(a.yhat <= a.upper)
+    np.testing.assert_array_equal(a.yhat, b.yhat[::-1])
+    np.testing.assert_array_equal(a.upper, b.upper[::-1])
+
+
+def test_a_named_forecaster_without_room_for_a_backtest_says_so():
+    values = _seasonal(np.random.default_rng(7), 1, 24 * 16)
+    out = forecast_many(values, 36, step=HOUR, candidates=["drift14"])
+    assert out.status == ["too_short"] and "no backtest window" in out.reason[0]
+    assert np.all(np.isnan(out.yhat))
