@@ -7,7 +7,7 @@
 
 from forecasting.api import LIBRARY_MODELS, ModelNotFound, forecast, model_names
 from forecasting.fast import DEFAULT_LEVEL, MIN_POINTS, forecast_many, seasons_for_step
-from forecasting.prepare import counter_rate, last_reset, prepare
+from forecasting.prepare import counter_rate, last_reset, last_resets, prepare
 from forecasting.statistical import ModelUnavailable
 from forecasting.threshold import time_to_threshold
 from forecasting.types import Crossing, Forecast, ForecastBatch
@@ -25,6 +25,7 @@ __all__ = [
     "forecast",
     "forecast_many",
     "last_reset",
+    "last_resets",
     "model_names",
     "prepare",
     "seasons_for_step",

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from forecasting._candidates import candidate_names, evaluate
+from forecasting.prepare import last_resets
 from forecasting.types import ForecastBatch, Status
 
 __all__ = ["DEFAULT_LEVEL", "MIN_POINTS", "forecast_many", "seasons_for_step"]
@@ -66,6 +67,7 @@ def forecast_many(
     extra: ExtraCandidates | None = None,
     max_history: int | None = None,
     min_points: int = MIN_POINTS,
+    resets: bool = False,
     chunk: int = 128,
 ) -> ForecastBatch:
     """Forecast every row of `values` (series x time, one shared time grid) `horizon` steps ahead.
@@ -74,8 +76,9 @@ def forecast_many(
     and weekly seasons (in points) follow from the step unless given; a row with fewer than
     `_SEASONAL_DAYS` days of history is forecast without a season. `candidates` restricts the
     methods (names from `candidate_names`, e.g. ["snaive"]); `max_history` caps the points used
-    (default: six weeks). Returns NaN rows with status "too_short" for rows with fewer than
-    `min_points` points.
+    (default: six weeks). With `resets`, each row is forecast from after its last lasting drop
+    (`prepare.last_resets`; for gauges such as disk usage; counters should be turned into rates
+    first). Returns NaN rows with status "too_short" for rows with fewer than `min_points` points.
     """
     X = np.array(values, dtype=np.float64, ndmin=2)
     S, n = X.shape
@@ -98,6 +101,9 @@ def forecast_many(
     future = last_ts + step * np.arange(1, horizon + 1)
 
     X = _carry_forward(X)
+    if resets:  # a gauge that was reset (a disk cleaned up) is forecast from after its last reset
+        cut = last_resets(X, day)
+        X[np.arange(n)[None, :] < cut[:, None]] = np.nan
     lengths = np.where(np.isfinite(X).any(axis=1), n - np.argmax(np.isfinite(X), axis=1), 0)
     yhat = np.full((S, horizon), np.nan)
     lower, upper = yhat.copy(), yhat.copy()

@@ -12,11 +12,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+import warnings
 from typing import Literal
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["Kind", "Prepared", "counter_rate", "last_reset", "prepare"]
+__all__ = ["Kind", "Prepared", "counter_rate", "last_reset", "last_resets", "prepare"]
 
 Kind = Literal["gauge", "counter"]
 
@@ -47,22 +49,34 @@ def last_reset(value: np.ndarray, season: int = 1, min_drop: float = 8.0, min_sh
     before it (a daily dip that comes back, or the fall after a spike, is not a reset; a drop less
     than a season old cannot yet be told from a dip, and is not cut).
     """
-    n = len(value)
-    if n < 3:
-        return None
-    d = np.diff(value)
-    typical = float(np.median(np.abs(d)))
-    spread = float(np.max(value) - np.min(value))
-    if spread <= 0:
-        return None
-    big = np.flatnonzero(-d > max(min_drop * typical, min_share * spread))
-    window = max(season, 3)
-    for i in big[::-1]:  # d[i] is the change from value[i] to value[i+1]
-        before = value[max(0, i + 1 - window) : i + 1]
-        after = value[i + 1 : i + 1 + window]
-        if len(after) == window and after.max() < before.min():
-            return int(i + 1)
-    return None
+    cut = last_resets(np.asarray(value, dtype=np.float64)[None, :], season, min_drop, min_share)[0]
+    return int(cut) if cut >= 0 else None
+
+
+def last_resets(X: np.ndarray, season: int = 1, min_drop: float = 8.0, min_share: float = 0.2) -> np.ndarray:
+    """`last_reset` for every row of a (series, time) array at once: the index of the first point
+    after each row's last lasting drop, or -1. NaN (a row not yet started) never counts as a drop."""
+    S, n = X.shape
+    w = max(season, 3)
+    out = np.full(S, -1)
+    if n < w + 2:
+        return out
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows
+        d = np.diff(X, axis=1)  # d[:, i]: from point i to point i + 1
+        typical = np.nanmedian(np.abs(d), axis=1)
+        spread = np.nanmax(X, axis=1) - np.nanmin(X, axis=1)
+    limit = np.maximum(min_drop * typical, min_share * spread)
+    big = (-d > limit[:, None]) & (spread > 0)[:, None]
+    # lowest of the w points up to i (inf-padded on the left), highest of the w points from i + 1
+    padded = np.concatenate([np.full((S, w - 1), np.inf), np.where(np.isnan(X), np.inf, X)], axis=1)
+    before_min = sliding_window_view(padded, w, axis=1).min(axis=2)[:, : n - 1]
+    after_max = np.full((S, n - 1), np.inf)
+    after_max[:, : n - w] = sliding_window_view(X, w, axis=1).max(axis=2)[:, 1:]
+    lasting = big & (after_max < before_min)
+    has = lasting.any(axis=1)
+    out[has] = n - 1 - np.argmax(lasting[has, ::-1], axis=1)  # (index of the last lasting drop) + 1
+    return out
 
 
 def prepare(ts: np.ndarray, value: np.ndarray, kind: Kind = "gauge", resets: bool = True) -> Prepared:
@@ -80,7 +94,7 @@ def prepare(ts: np.ndarray, value: np.ndarray, kind: Kind = "gauge", resets: boo
     step = float(np.median(np.diff(ts))) if len(ts) > 1 else 0.0
     reset_at = None
     if resets and kind == "gauge" and len(ts) > 2:
-        from forecasting.fast import seasons_for_step
+        from forecasting.fast import seasons_for_step  # (fast imports this module)
 
         cut = last_reset(value, seasons_for_step(step)[0])
         if cut is not None:

@@ -114,3 +114,13 @@ def test_a_named_forecaster_without_room_for_a_backtest_says_so():
     out = forecast_many(values, 36, step=HOUR, candidates=["drift14"])
     assert out.status == ["too_short"] and "no backtest window" in out.reason[0]
     assert np.all(np.isnan(out.yhat))
+
+
+def test_resets_cut_each_row_at_its_own_last_reset():
+    t = np.arange(24 * 9, dtype=float)
+    filling = 50 + 0.2 * t
+    cleaned = filling.copy()
+    cleaned[24 * 6 :] = 10 + 0.2 * (t[24 * 6 :] - 24 * 6)  # cleaned up three days ago
+    out = forecast_many(np.stack([filling, cleaned]), 24, step=HOUR, resets=True)
+    np.testing.assert_allclose(out.yhat[0], 50 + 0.2 * np.arange(24 * 9, 24 * 10), atol=0.5)
+    np.testing.assert_allclose(out.yhat[1], 10 + 0.2 * np.arange(24 * 3, 24 * 4), atol=0.5)
