@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from forecasting import ModelNotFound, forecast, last_reset, time_to_threshold
+from forecasting import ModelNotFound, crossing_times, forecast, forecast_many, last_reset, time_to_threshold
 
 HOUR = 3600.0
 T0 = 1.7e9
@@ -101,3 +101,21 @@ def test_short_history_without_a_season_still_forecasts_a_trend():
 def test_unknown_model_names_the_known_ones():
     with pytest.raises(ModelNotFound, match="available: auto, auto_ets, snaive"):
         forecast(np.ones(50), 5, model="arima")
+
+
+def test_crossing_times_of_a_batch_match_the_single_series_answer():
+    n = 24 * 8
+    t = np.arange(n, dtype=float)
+    rng = np.random.default_rng(4)
+    values = np.stack([40 + 0.1 * t, 60 + 0.3 * t, 50 + 5 * np.sin(2 * np.pi * t / 24)]) + rng.normal(0, 0.2, (3, n))
+    batch = forecast_many(values, 24 * 7, ts=_hours(n))
+    limits = np.array([[90.0], [150.0], [90.0]])  # one threshold per series
+    earliest, likely, latest = crossing_times(batch, limits)
+    for i in range(3):
+        single = time_to_threshold(batch.row(i), limits[i, 0])
+        if single is None:
+            assert np.isnan(earliest[i])
+        else:
+            assert earliest[i] == single.earliest and likely[i] == single.likely
+    assert abs(likely[1] - (T0 + HOUR * (150 - 60) / 0.3)) < 6 * HOUR  # 300 h from the start: 108 h ahead
+    assert np.isnan(earliest[2])  # a daily cycle without trend never reaches 90
