@@ -6,11 +6,13 @@ compare with what happened). The candidates with the lowest error on the most re
 combined, weighted by the inverse square of that error: combining the few best beats picking one,
 because the backtest ranks candidates with noise and their errors partly cancel.
 
-The prediction interval comes from the same backtest: the combination's own errors over more
-windows, pooled over neighbouring horizon steps (so the interval widens with the horizon as the
-errors do), and the split-conformal quantile of their absolute values. No distribution is assumed,
-so the interval is as wide as the method's errors on this series actually were; its coverage on
-the forecast-dev benchmark is measured in docs/forecasting.md.
+The prediction interval comes from the same backtest, nested: for each of several earlier windows
+the whole procedure (rank, pick, weigh) is rerun on the windows known before it, and its errors
+there are kept; they are pooled over neighbouring horizon steps (so the interval widens with the
+horizon as the errors do), and the split-conformal quantile of their absolute values is the
+half-width. No distribution is assumed, so the interval is as wide as the procedure's errors on
+this series actually were; its coverage on the forecast-dev benchmark is measured in
+docs/forecasting.md. `backtest_error` is the mean absolute error of those nested forecasts.
 
 Rows may be ragged (leading NaN: a series seen later than others); gaps inside are carried forward.
 Series are grouped by the length of history they have, so each group is one rectangular pass.
