@@ -10,6 +10,8 @@ library forecasters, from refitting on the history minus one horizon and forecas
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from forecasting._candidates import candidate_names
@@ -18,7 +20,7 @@ from forecasting.prepare import Kind, prepare
 from forecasting.statistical import ets_auto, holt_winters, holt_winters_candidate, prophet
 from forecasting.types import Forecast
 
-__all__ = ["LIBRARY_MODELS", "ModelNotFound", "forecast", "model_names"]
+__all__ = ["LIBRARY_MODELS", "ModelNotFound", "forecast", "interval_scale", "model_names"]
 
 LIBRARY_MODELS = ("holt_winters", "ets", "prophet")
 
@@ -43,12 +45,15 @@ def forecast(
     kind: Kind = "gauge",
     resets: bool = True,
     min_points: int = MIN_POINTS,
+    calibrate: bool = True,
 ) -> Forecast:
     """Forecast `horizon` steps of one series sampled on a regular grid (`ts`, else `step` seconds).
 
     Counters (`kind="counter"`) are forecast as per-second rates. With `resets`, a gauge is
     forecast from after its last lasting drop. A history shorter than `min_points` (after that
-    cut) gives a `Forecast` with status "too_short" and NaN values, never an exception.
+    cut) gives a `Forecast` with status "too_short" and NaN values, never an exception. With
+    `calibrate`, a library model's interval is rescaled by how it covered its backtest window
+    (`interval_scale`); the fast path's intervals are calibrated by construction.
     """
     if model not in model_names():
         raise ModelNotFound(f"unknown model {model!r}; available: {', '.join(model_names())}")
@@ -74,9 +79,32 @@ def forecast(
     yhat, lower, upper = _library(model, p.ts, p.value, horizon, season, step, level)
     error = float("nan")
     if len(p.value) >= 2 * horizon + min_points:  # one rolling-origin window: refit without the last horizon
-        back, _, _ = _library(model, p.ts[:-horizon], p.value[:-horizon], horizon, season, step, level)
-        error = float(np.mean(np.abs(back - p.value[-horizon:])))
+        back = _library(model, p.ts[:-horizon], p.value[:-horizon], horizon, season, step, level)
+        actual = p.value[-horizon:]
+        error = float(np.mean(np.abs(back[0] - actual)))
+        if calibrate:
+            c = interval_scale(*back, actual, level)
+            lower, upper = yhat - c * (yhat - lower), yhat + c * (upper - yhat)
     return Forecast(future, yhat, lower, upper, model, error, level, history_start=start)
+
+
+def interval_scale(yhat: np.ndarray, lower: np.ndarray, upper: np.ndarray, actual: np.ndarray, level: float) -> float:
+    """The factor by which an interval's distances from yhat must be stretched so that `level` of
+    the `actual` values of a backtest window fall inside (split conformal over the window's steps).
+
+    A library's own interval rests on its model's assumptions; on forecast-dev Prophet's nominal
+    80% covers 64%, Holt-Winters' 93%. Scaling by what the interval did on the series' last
+    horizon keeps the library's shape (asymmetry, growth with the step) and makes the width honest.
+    """
+    above = actual >= yhat
+    room = np.where(above, upper - yhat, yhat - lower)
+    miss = np.abs(actual - yhat)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(room > 0, miss / room, np.where(miss > 0, np.inf, 0.0))
+    ratio = np.sort(np.where(np.isnan(ratio), np.inf, ratio))
+    rank = math.ceil((len(ratio) + 1) * level)  # split conformal: the rank-th smallest of N
+    c = float(ratio[min(rank, len(ratio)) - 1])
+    return c if np.isfinite(c) else 1.0  # no width where it missed: nothing to scale
 
 
 def _library(model: str, ts, value, horizon: int, season: int, step: float, level: float):

@@ -232,13 +232,13 @@ def _interval_halfwidth(err: np.ndarray, h: int, level: float) -> np.ndarray:
     q = np.empty((S, h))
     for j in range(hb):
         pool = a[:, :, max(0, j - _POOL) : j + _POOL + 1].reshape(S, -1)
-        q[:, j] = _conformal_quantile(pool, level)
+        q[:, j] = conformal_quantile(pool, level)
     if hb < h:
         q[:, hb:] = q[:, hb - 1 : hb] * np.sqrt(np.arange(hb + 1, h + 1) / hb)[None, :]
     return q
 
 
-def _conformal_quantile(pool: np.ndarray, level: float) -> np.ndarray:
+def conformal_quantile(pool: np.ndarray, level: float) -> np.ndarray:
     """The ceil((N+1) level)-th smallest of each row's N finite values (split conformal); past the
     largest, the largest scaled up as a normal tail would be."""
     srt = np.sort(np.where(np.isfinite(pool), pool, np.inf), axis=1)

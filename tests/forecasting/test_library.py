@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from forecasting import forecast, forecast_many
+from forecasting.api import interval_scale
 from forecasting.statistical import holt_winters_candidate
 
 HOUR = 3600.0
@@ -42,3 +43,12 @@ def test_prophet_runs_offline_with_its_bundled_model():
     assert fc.ok and fc.model == "prophet"
     assert np.abs(fc.yhat - full[-12:]).mean() < 3.0
     assert np.all(fc.lower <= fc.upper)
+
+
+def test_interval_scale_stretches_an_interval_to_what_it_covered():
+    yhat = np.zeros(9)
+    lower, upper = yhat - 1.0, yhat + 2.0
+    actual = np.array([0.5, -0.5, 1.0, -3.0, 4.0, 0.0, 1.5, -1.5, 6.0])  # ratios .25 .5 .5 3 2 0 .75 1.5 3
+    assert interval_scale(yhat, lower, upper, actual, 0.8) == 3.0  # rank ceil(10 * 0.8) = 8 of 9
+    assert interval_scale(yhat, lower, upper, actual, 0.5) == 0.75
+    assert interval_scale(yhat, yhat, yhat, actual, 0.8) == 1.0  # no width: nothing to scale
