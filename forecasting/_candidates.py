@@ -6,6 +6,10 @@ Every candidate is a cheap, explainable rule that is right for some kind of tele
 - `snaive_week`: the same hours of last week (weekday/weekend patterns);
 - `week_adj`: last week's shape moved to the last day's level (a weekly shape whose level drifts);
 - `mean{k}d`: the mean of the last k days' profiles (a daily shape under noise);
+- `level7d`, `mlevel7d`: the last value carried along the mean daily profile of the last 7 days,
+  added (`level`) or as a ratio (`mlevel`, positive series): a daily shape whose level moves
+  within the day, so the last hour says more about the level than the whole last day (M4's Naive2
+  is the multiplicative form over a classical decomposition);
 - `drift{k}`: the last day plus the average day-over-day change of the last k days, once per
   day ahead (a trend under a daily shape; k=1 in points makes it a random walk with drift);
 - `hw{g}`: additive Holt-Winters with a damped trend, for a small grid of fixed smoothing constants
@@ -44,7 +48,10 @@ def candidate_names(season: int, week: int | None) -> list[str]:
     names = ["snaive"]
     if week:
         names += ["snaive_week", "week_adj"]
-    names += [f"mean{k}d" for k in _MEAN_DAYS] + [f"drift{k}" for k in _DRIFT_DAYS]
+    names += [f"mean{k}d" for k in _MEAN_DAYS]
+    if season > 1:
+        names += ["level7d", "mlevel7d"]
+    names += [f"drift{k}" for k in _DRIFT_DAYS]
     names += [f"hw{g}" for g in range(len(HW_GRID))]
     return names
 
@@ -72,6 +79,16 @@ def _slicing(X: np.ndarray, h: int, season: int, week: int | None) -> dict[str, 
         if n >= k * m:
             profile = X[:, n - k * m :].reshape(X.shape[0], k, m).mean(axis=1)
             out[f"mean{k}d"] = np.tile(profile, (1, reps))[:, :h]
+    if m > 1 and n >= 7 * m:
+        profile = X[:, n - 7 * m :].reshape(X.shape[0], 7, m).mean(axis=1)  # slot i: time of day (n + i) % m
+        slots = np.arange(h) % m
+        shape = profile - profile.mean(axis=1, keepdims=True)
+        out["level7d"] = X[:, -1:] - shape[:, -1:] + shape[:, slots]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            index = profile / profile.mean(axis=1, keepdims=True)
+            ratio = X[:, -1:] / index[:, -1:] * index[:, slots]
+        positive = (X[:, n - 7 * m :] > 0).all(axis=1)[:, None]
+        out["mlevel7d"] = np.where(positive & np.isfinite(ratio), ratio, np.nan)
     days_ahead = (np.arange(h) // m + 1).astype(np.float64)
     for k in _DRIFT_DAYS:
         if n >= (k + 1) * m:
