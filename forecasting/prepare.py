@@ -45,9 +45,10 @@ def last_reset(value: np.ndarray, season: int = 1, min_drop: float = 8.0, min_sh
 
     A drop from t-1 to t counts when it is larger than `min_drop` times the typical step-to-step
     change (median absolute difference, so a few large steps do not hide it) and larger than
-    `min_share` of the series' range, and the whole season after it lies below the whole season
-    before it (a daily dip that comes back, or the fall after a spike, is not a reset; a drop less
-    than a season old cannot yet be told from a dip, and is not cut).
+    `min_share` of the series' range, and everything after it (at least a season) lies below the
+    whole season before it: a daily dip that comes back, the fall after a spike, or an outage after
+    which the series returned to its old range is not a reset, and a drop less than a season old
+    cannot yet be told from a dip and is not cut.
     """
     cut = last_resets(np.asarray(value, dtype=np.float64)[None, :], season, min_drop, min_share)[0]
     return int(cut) if cut >= 0 else None
@@ -68,11 +69,12 @@ def last_resets(X: np.ndarray, season: int = 1, min_drop: float = 8.0, min_share
         spread = np.nanmax(X, axis=1) - np.nanmin(X, axis=1)
     limit = np.maximum(min_drop * typical, min_share * spread)
     big = (-d > limit[:, None]) & (spread > 0)[:, None]
-    # lowest of the w points up to i (inf-padded on the left), highest of the w points from i + 1
+    # lowest of the w points up to i (inf-padded on the left); highest of everything after i, which
+    # must hold at least w points
     padded = np.concatenate([np.full((S, w - 1), np.inf), np.where(np.isnan(X), np.inf, X)], axis=1)
     before_min = sliding_window_view(padded, w, axis=1).min(axis=2)[:, : n - 1]
-    after_max = np.full((S, n - 1), np.inf)
-    after_max[:, : n - w] = sliding_window_view(X, w, axis=1).max(axis=2)[:, 1:]
+    after_max = np.maximum.accumulate(X[:, :0:-1], axis=1)[:, ::-1]  # [:, i]: max of X[:, i + 1 :]
+    after_max[:, n - w :] = np.inf
     lasting = big & (after_max < before_min)
     has = lasting.any(axis=1)
     out[has] = n - 1 - np.argmax(lasting[has, ::-1], axis=1)  # (index of the last lasting drop) + 1

@@ -62,9 +62,12 @@ def test_after_a_reset_the_forecast_starts_from_the_new_level():
     np.testing.assert_allclose(fc.yhat[:24], 10 + 0.2 * np.arange(24 * 3, 24 * 4), atol=1.0)
     crossing = time_to_threshold(fc, 30.0)
     assert crossing is not None and abs(crossing.likely - (T0 + HOUR * (24 * 6 + 100))) < 3 * HOUR
-    # a daily dip that comes back is not a reset
+    # a daily dip that comes back is not a reset, nor an outage after which the level returned
     dip = 50 + 20 * (np.arange(24 * 5) % 24 < 8)
     assert last_reset(dip.astype(float), 24) is None
+    outage = np.full(24 * 8, 80.0)
+    outage[24 * 3 : 24 * 5] = 20.0
+    assert last_reset(outage, 24) is None
 
 
 def test_a_counter_is_forecast_as_a_rate_through_its_resets():
