@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from detectors import Detector, MetricBatch, Scores
+if TYPE_CHECKING:  # reading a file needs no detector (and `aiops forecast` starts faster without numba)
+    from detectors import Detector, Scores
 
 __all__ = ["DataFileError", "Series", "read_csv_series", "score_series"]
 
@@ -56,6 +58,8 @@ def read_csv_series(path: str | Path) -> Series:
 
 def score_series(detector: Detector, series: Series, chunk: int = 4096) -> Scores:
     """Stream one series through `detector` in chunks (as the service would) and join the scores."""
+    from detectors import MetricBatch, Scores
+
     parts = []
     for start in range(0, len(series.ts), chunk):
         end = start + chunk

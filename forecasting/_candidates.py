@@ -1,0 +1,161 @@
+"""The fast path's candidate forecasters, each over a 2-D array (series x time) at once.
+
+Every candidate is a cheap, explainable rule that is right for some kind of telemetry:
+
+- `snaive`: tomorrow repeats the last day (a series ruled by the clock);
+- `snaive_week`: the same hours of last week (weekday/weekend patterns);
+- `week_adj`: last week's shape moved to the last day's level (a weekly shape whose level drifts);
+- `mean{k}d`: the mean of the last k days' profiles (a daily shape under noise);
+- `level7d`, `mlevel7d`: the last value carried along the mean daily profile of the last 7 days,
+  added (`level`) or as a ratio (`mlevel`, positive series): a daily shape whose level moves
+  within the day, so the last hour says more about the level than the whole last day (M4's Naive2
+  is the multiplicative form over a classical decomposition);
+- `drift{k}`: the last day plus the average day-over-day change of the last k days, once per
+  day ahead (a trend under a daily shape; k=1 in points makes it a random walk with drift);
+- `hw{g}`: additive Holt-Winters with a damped trend, for a small grid of fixed smoothing constants
+  (exponential smoothing without a per-series optimiser: the rolling-origin backtest picks among
+  the constants instead, which is both faster and judged on the thing that matters, forecast error).
+
+With `season=1` the same formulas become their non-seasonal forms (naive, mean of the last k
+points, random walk with drift, damped Holt), which is what a history shorter than a few days
+gets. Which candidates are combined, and with what weights, is decided per series by the
+rolling-origin backtest in `forecasting.fast`.
+
+All candidates are evaluated at several cut points of the same history (the backtest origins and
+the end) in one call; Holt-Winters runs its recursion once and takes its state at every cut.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+__all__ = ["HW_GRID", "candidate_names", "evaluate"]
+
+# (alpha, beta, gamma, phi): level, trend and season smoothing, trend damping. Slow to fast.
+HW_GRID: tuple[tuple[float, float, float, float], ...] = (
+    (0.05, 0.005, 0.05, 0.95),
+    (0.1, 0.01, 0.1, 0.9),
+    (0.3, 0.02, 0.2, 0.9),
+    (0.5, 0.05, 0.3, 0.8),
+)
+_MEAN_DAYS = (2, 3, 7)
+_DRIFT_DAYS = (1, 2, 3, 7, 14)
+
+
+def candidate_names(season: int, week: int | None) -> list[str]:
+    names = ["snaive"]
+    if week:
+        names += ["snaive_week", "week_adj"]
+    names += [f"mean{k}d" for k in _MEAN_DAYS]
+    if season > 1:
+        names += ["level7d", "mlevel7d"]
+    names += [f"drift{k}" for k in _DRIFT_DAYS]
+    names += [f"hw{g}" for g in range(len(HW_GRID))]
+    return names
+
+
+def _tile(X: np.ndarray, period: int, h: int) -> np.ndarray:
+    n = X.shape[1]
+    return X[:, n - period + (np.arange(h) % period)]
+
+
+def _slicing(X: np.ndarray, h: int, season: int, week: int | None) -> dict[str, np.ndarray]:
+    """The candidates that only look at the tail of X: (series, h) each; absent when X is too short."""
+    n = X.shape[1]
+    m = season
+    out: dict[str, np.ndarray] = {}
+    if n < m:
+        return out
+    last_day = _tile(X, m, h)
+    out["snaive"] = last_day
+    if week and n >= week + m:
+        out["snaive_week"] = _tile(X, week, h)
+        shift = X[:, n - m :].mean(axis=1) - X[:, n - week - m : n - week].mean(axis=1)
+        out["week_adj"] = out["snaive_week"] + shift[:, None]
+    reps = -(-h // m)
+    for k in _MEAN_DAYS:
+        if n >= k * m:
+            profile = X[:, n - k * m :].reshape(X.shape[0], k, m).mean(axis=1)
+            out[f"mean{k}d"] = np.tile(profile, (1, reps))[:, :h]
+    if m > 1 and n >= 7 * m:
+        profile = X[:, n - 7 * m :].reshape(X.shape[0], 7, m).mean(axis=1)  # slot i: time of day (n + i) % m
+        slots = np.arange(h) % m
+        shape = profile - profile.mean(axis=1, keepdims=True)
+        out["level7d"] = X[:, -1:] - shape[:, -1:] + shape[:, slots]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            index = profile / profile.mean(axis=1, keepdims=True)
+            ratio = X[:, -1:] / index[:, -1:] * index[:, slots]
+        positive = (X[:, n - 7 * m :] > 0).all(axis=1)[:, None]
+        out["mlevel7d"] = np.where(positive & np.isfinite(ratio), ratio, np.nan)
+    days_ahead = (np.arange(h) // m + 1).astype(np.float64)
+    for k in _DRIFT_DAYS:
+        if n >= (k + 1) * m:
+            per_day = (X[:, n - m :] - X[:, n - (k + 1) * m : n - k * m]).mean(axis=1) / k
+            out[f"drift{k}"] = last_day + per_day[:, None] * days_ahead
+    return out
+
+
+def _holt_winters(X: np.ndarray, cuts: list[int], h: int, m: int) -> list[np.ndarray | None]:
+    """Forecasts (series, h, grid) from each cut (a history length), one recursion over time.
+
+    Initial state: level = mean of the first season, trend = the change to the second season's
+    mean per point, seasonal = the first season minus its mean. Needs 3 seasons before a cut.
+    """
+    S, n = X.shape
+    grid = np.array(HW_GRID)
+    if m == 1:
+        grid[:, 2] = 0.0  # no season: the "seasonal" offset stays zero and Holt-Winters is damped Holt
+    alpha, beta, gamma, phi = (grid[:, i][None, :] for i in range(4))
+    G = len(grid)
+    out: list[np.ndarray | None] = [None] * len(cuts)
+    if n < 3 * m:
+        return out
+    first = X[:, :m].mean(axis=1)
+    level = np.repeat(first[:, None], G, axis=1)
+    trend = np.repeat(((X[:, m : 2 * m].mean(axis=1) - first) / m)[:, None], G, axis=1)
+    season = np.repeat((X[:, :m] - first[:, None])[:, :, None], G, axis=2)  # slot t % m
+    steps = np.arange(1, h + 1)
+    damp = np.cumsum(phi[0][None, :] ** steps[:, None], axis=0)  # (h, G)
+    wanted = {c: i for i, c in enumerate(cuts) if c >= 3 * m}
+    for t in range(m, n + 1):
+        if t in wanted:
+            slots = (t + steps - 1) % m
+            out[wanted[t]] = level[:, None, :] + damp[None] * trend[:, None, :] + season[:, slots, :]
+        if t == n:
+            break
+        y = X[:, t][:, None]
+        s_old = season[:, t % m]
+        prev = level
+        level = alpha * (y - s_old) + (1 - alpha) * (level + phi * trend)
+        trend = beta * (level - prev) + (1 - beta) * phi * trend
+        season[:, t % m] = gamma * (y - level) + (1 - gamma) * s_old
+    return out
+
+
+def evaluate(
+    X: np.ndarray, cuts: list[int], h: int, season: int, week: int | None, names: list[str] | None = None
+) -> np.ndarray:
+    """Each candidate's forecast of `h` steps from each cut: (series, candidate, cut, h) in the order
+    of `names` (default: all), NaN where the history before a cut is too short for that candidate.
+    Non-negative series get non-negative forecasts."""
+    S = X.shape[0]
+    names = names if names is not None else candidate_names(season, week)
+    index = {name: i for i, name in enumerate(names)}
+    out = np.full((S, len(names), len(cuts), h), np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for ci, cut in enumerate(cuts):
+            for name, f in _slicing(X[:, :cut], h, season, week).items():
+                if name in index:
+                    out[:, index[name], ci] = f
+        wanted = [(g, index[f"hw{g}"]) for g in range(len(HW_GRID)) if f"hw{g}" in index]
+        if wanted:
+            for ci, f in enumerate(_holt_winters(X[:, : max(cuts)], cuts, h, season)):
+                if f is not None:
+                    for g, c in wanted:
+                        out[:, c, ci] = f[:, :, g]
+    nonneg = (X.min(axis=1) >= 0)[:, None, None, None]
+    np.maximum(out, 0.0, out=out, where=nonneg)  # NaN stays NaN
+    return out
