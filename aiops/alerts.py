@@ -100,6 +100,7 @@ class AlertManager:
         self.flap_opens = flap_opens
         self.flap_window_s = flap_window_s
         self.flap_hold = flap_hold
+        self.predictive_quiet_s = resolve_after_s  # forecasts refresh predictive alerts; the service sets this
         self._firing: dict[str, dict[str, Any]] = {}
         self._opened: dict[str, deque[float]] = {}  # recent openings per fingerprint (wall clock)
         self.configure_inhibition(inhibit)
@@ -157,6 +158,8 @@ class AlertManager:
         events = []
         for fp, alert in list(self._firing.items()):
             quiet = self.resolve_after_s * (self.flap_hold if alert.get("flapping") else 1.0)
+            if alert["kind"] == "predictive":  # resolved by the forecast that no longer sees the risk; this is a backstop
+                quiet = max(quiet, self.predictive_quiet_s)
             if now - alert["updated_at"] >= quiet:
                 repository.update_alert(conn, alert["id"], {"state": "resolved", "resolved_at": now, "updated_at": now})
                 del self._firing[fp]
@@ -164,6 +167,19 @@ class AlertManager:
         for fp in [fp for fp, opened in self._opened.items() if opened[-1] < now - self.flap_window_s]:
             del self._opened[fp]  # bounded memory: forget fingerprints that have been calm for a window
         return events
+
+    def resolve(self, conn: Connection, fingerprints: Sequence[str], now: float) -> list[AlertEvent]:
+        """Resolve these firing alerts now (a forecast no longer sees the risk); others are ignored."""
+        events = []
+        for fp in fingerprints:
+            alert = self._firing.pop(fp, None)
+            if alert is not None:
+                repository.update_alert(conn, alert["id"], {"state": "resolved", "resolved_at": now, "updated_at": now})
+                events.append(AlertEvent.of("resolved", alert))
+        return events
+
+    def firing_fingerprints(self, kind: str) -> set[str]:
+        return {fp for fp, alert in self._firing.items() if alert["kind"] == kind}
 
     def _is_flapping(self, fp: str, now: float) -> bool:
         opened = self._opened.setdefault(fp, deque(maxlen=self.flap_opens))
@@ -219,7 +235,28 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.4g}"
 
 
+def _duration(seconds: float) -> str:
+    seconds = max(seconds, 0.0)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
 def _summary(rec: AnomalyRecord) -> str:
+    forecast = rec.explanation.get("forecast")
+    if forecast is not None:
+        name, labels = rec.key
+        where = ",".join(f'{k}="{v}"' for k, v in labels)
+        now, likely, earliest, latest = forecast["at"], forecast["likely"], forecast["earliest"], forecast["latest"]
+        verb = "reaches" if forecast["direction"] == "up" else "falls to"
+        when = f"in ~{_duration(likely - now)}" if likely is not None else f"possibly, from ~{_duration(earliest - now)}"
+        span = f"between {_duration(earliest - now)} and " + (_duration(latest - now) if latest is not None else "beyond the horizon")
+        return (f"{name}{{{where}}} {verb} {forecast['threshold']:.4g} {when} ({span}); now {_fmt(rec.value)}, "
+                f"forecast by {forecast['model']}")[:1024]
     entity = rec.explanation.get("entity")
     if entity is not None:
         where = ",".join(f'{k}="{v}"' for k, v in entity["labels"].items())

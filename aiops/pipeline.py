@@ -9,6 +9,7 @@ changes, audit entries) is written in one transaction, so a failure leaves no ha
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from aiops.alerts import AlertEvent, AlertManager, AnomalyRecord
 from aiops.detection import Detection, DetectionRouter
 from aiops.entities import EntityMonitor
 from aiops.executions import Planner
+from aiops.forecasts import ForecastService
 from aiops.incidents import IncidentManager
 from aiops.notifier import Notifier
 from aiops.store import StoreEngine, repository
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 
 METRICS_TOPIC = "metrics"
 CHECKPOINT_NAME = "detection"
+HISTORY_CHECKPOINT = "forecast-history"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +61,7 @@ class Pipeline:
         incidents: IncidentManager | None = None,
         notifier: Notifier | None = None,
         planner: Planner | None = None,
+        forecasts: ForecastService | None = None,
         store: StoreEngine,
         telemetry: Telemetry,
         clock: Callable[[], float] = time.time,
@@ -72,6 +76,7 @@ class Pipeline:
         self.incidents = incidents
         self.notifier = notifier
         self.planner = planner
+        self.forecasts = forecasts
         self.watches = WatchKeeper()
         self.alerts = alerts
         self.store = store
@@ -93,10 +98,16 @@ class Pipeline:
         with self.store.begin() as conn:
             self._load_caches(conn)
             saved = repository.load_checkpoint(conn, CHECKPOINT_NAME)
+            history = repository.load_checkpoint(conn, HISTORY_CHECKPOINT) if self.forecasts is not None else None
             if self.notifier is not None:
                 self.notifier.seed(repository.firing_alerts(conn), self.clock())
         if saved is not None:
             self._restore(*saved)
+        if history is not None:
+            try:
+                self.forecasts.history.load_state_dict(unpack(history[0]))
+            except (CheckpointError, ValueError, KeyError) as exc:  # another step or length now: start afresh
+                log.warning("forecast history not restored: %s", exc)
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="aiops-pipeline", daemon=True)
         self._thread.start()
@@ -118,6 +129,8 @@ class Pipeline:
         data = pack(self.detection.state_dict())
         with self.store.begin() as conn:
             repository.save_checkpoint(conn, CHECKPOINT_NAME, data, now)
+            if self.forecasts is not None and len(self.forecasts.history):
+                repository.save_checkpoint(conn, HISTORY_CHECKPOINT, pack(self.forecasts.history.state_dict()), now)
         self._last_checkpoint = now
         log.info("detector state saved", extra={"bytes": len(data)})
 
@@ -151,6 +164,8 @@ class Pipeline:
         found = self.detection.update(batch)
         records = self._records(batch, found)
         self.watches.observe(self.store.begin, batch, found.values, found.scores.score, found.scores.ready)
+        if self.forecasts is not None:
+            self.forecasts.observe(batch)
         if self.entities is not None:
             self.entities.observe(batch)
         self._persist(records, now)
@@ -193,7 +208,7 @@ class Pipeline:
                 alert_ids, events = self.alerts.observe(conn, records, now)
                 repository.insert_anomalies(
                     conn,
-                    [
+                    [  # predictive records are alerts' news, not anomalous points
                         {
                             "series_id": r.series_id,
                             "ts": r.ts,
@@ -209,6 +224,7 @@ class Pipeline:
                             "created_at": now,
                         }
                         for r, alert_id in zip(records, alert_ids)
+                        if r.alert_kind != "predictive"
                     ],
                 )
                 repository.append_audit(conn, [_audit(e, now) for e in events if e.event == "opened"])
@@ -238,6 +254,8 @@ class Pipeline:
             entity_anomalies = self.entities.tick(now)
             if entity_anomalies:
                 self._persist(entity_anomalies, now)
+        if self.forecasts is not None:
+            self._take_verdicts(now)
         events: list[AlertEvent] = []
         if self.alerts.firing_count:
             with self.store.begin() as conn:
@@ -251,6 +269,27 @@ class Pipeline:
         if self.notifier is not None and self.notifier.active:
             with self.store.begin() as conn:
                 self.notifier.tick(conn, now)
+
+    def _take_verdicts(self, now: float) -> None:
+        """Predictive alerts from the forecast thread's runs: open or update those at risk, resolve the rest."""
+        while True:
+            try:
+                verdicts = self.forecasts.verdicts.get_nowait()
+            except queue.Empty:
+                return
+            if verdicts.at_risk:
+                self._persist(verdicts.at_risk, now)
+            firing = self.alerts.firing_fingerprints("predictive")
+            gone = [fp for fp in verdicts.cleared if fp in firing]
+            if gone:
+                with self.store.begin() as conn:
+                    events = self.alerts.resolve(conn, gone, now)
+                    repository.append_audit(conn, [_audit(e, now) for e in events])
+                    if self.incidents is not None:
+                        self.incidents.apply(conn, events, now)
+                self._note(events)
+                if self.notifier is not None:
+                    self.notifier.observe(events, now)
 
     def _load_caches(self, conn) -> None:
         self.alerts.load(conn)

@@ -17,6 +17,7 @@ from aiops.entities import EntityMonitor
 from aiops.escalation import Escalations
 from aiops.executions import Planner
 from aiops.executor import Executor
+from aiops.forecasts import ForecastService
 from aiops.incidents import IncidentManager
 from aiops.notifier import Notifier
 from aiops.outbox import Outbox
@@ -33,7 +34,7 @@ from ingest.registry import SeriesRegistry
 
 __all__ = ["ReloadResult", "Service"]
 
-_LIVE_SECTIONS = ("detection", "alerting", "remediation")  # what a reload applies; the rest needs a restart
+_LIVE_SECTIONS = ("detection", "alerting", "remediation", "forecasting")  # what a reload applies; the rest needs a restart
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class Service:
         )
         self.notifier = Notifier(settings, self.incidents, self.outbox)
         self.planner = Planner(settings.remediation)
+        self.forecasts = ForecastService(settings.forecasting, self.registry, self.store, clock=clock)
         self.executor = Executor(self.store, settings, ServiceHooks(self.incidents, self.notifier), clock=clock,
                                  jenkins=None)
         self.pipeline = Pipeline(
@@ -87,6 +89,7 @@ class Service:
             incidents=self.incidents,
             notifier=self.notifier,
             planner=self.planner,
+            forecasts=self.forecasts,
             checkpoint_every_s=settings.detection.checkpoint_every_s,
             alerts=AlertManager(
                 settings.alerting.resolve_after_s,
@@ -100,6 +103,7 @@ class Service:
             telemetry=self.telemetry,
             clock=clock,
         )
+        self.pipeline.alerts.predictive_quiet_s = 3 * settings.forecasting.every_s
         self.telemetry.watch(lambda: self.bus.depth("metrics"), lambda: len(self.registry))
         self._started = False
 
@@ -115,6 +119,7 @@ class Service:
                 self.silences.put(row["id"], row["selector"], row["starts_at"], row["ends_at"], row["comment"])
         self.pipeline.start()
         self.outbox.start()
+        self.forecasts.start()
         if self.settings.remediation.executor:
             self.executor.start()
         self._started = True
@@ -136,6 +141,7 @@ class Service:
     def stop(self) -> None:
         self._started = False
         self.executor.stop()
+        self.forecasts.stop()
         self.pipeline.stop(drain=True)
         self.outbox.stop()
         self.store.close()
@@ -164,6 +170,11 @@ class Service:
                 self.outbox.receivers = Receivers(new.alerting.receivers, **self._seams)
             self.notifier.configure(new)
             self.planner.configure(new.remediation)
+            if new.forecasting != self.settings.forecasting:
+                self.forecasts.stop()
+                self.forecasts.configure(new.forecasting)
+                self.forecasts.start()
+                alerts.predictive_quiet_s = 3 * new.forecasting.every_s
             self.executor.configure(new)
             restart = [
                 name for name in type(new).model_fields

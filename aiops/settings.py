@@ -31,6 +31,8 @@ __all__ = [
     "EscalationPolicy",
     "EscalationStep",
     "EntityRule",
+    "ForecastRule",
+    "ForecastingSettings",
     "IncidentSettings",
     "IngestSettings",
     "InhibitRule",
@@ -390,6 +392,52 @@ class RemediationSettings(_Section):
         return self
 
 
+class ForecastRule(_Section):
+    """Series to forecast and the limit they must not cross: a fixed threshold or another series."""
+
+    selector: str = Field(description='which series, e.g. {__name__="disk_used_percent"}')
+    threshold: float | None = Field(None, description="the limit, in the series' units")
+    limit_metric: str | None = Field(
+        None, description="or: the limit is the latest value of the series with this name and the same labels"
+    )
+    direction: Literal["up", "down"] = Field("up", description="up: alert before reaching it from below")
+    lead_time_s: float = Field(6 * 3600.0, gt=0, description="alert when the likely crossing is closer than this")
+    horizon_s: float = Field(24 * 3600.0, gt=0, description="how far ahead to forecast")
+    kind: Literal["gauge", "counter"] = Field("gauge", description="counter: forecast its per-second rate")
+    method: Literal["auto", "linear"] = Field(
+        "auto", description="auto: chosen per series by backtest; linear: a line through the last window_s (predict_linear)"
+    )
+    window_s: float = Field(3600.0, gt=0, description="for method linear: how much recent history the line is fit to")
+
+    @field_validator("selector")
+    @classmethod
+    def _parses(cls, text: str) -> str:
+        return DetectionRule._parses(text)
+
+    @model_validator(mode="after")
+    def _one_limit(self) -> ForecastRule:
+        if (self.threshold is None) == (self.limit_metric is None):
+            raise ValueError("give exactly one of threshold and limit_metric")
+        if self.lead_time_s > self.horizon_s:
+            raise ValueError(f"lead_time_s ({self.lead_time_s:g}) must not exceed horizon_s ({self.horizon_s:g})")
+        return self
+
+
+class ForecastingSettings(_Section):
+    """Capacity forecasts over downsampled history, and predictive alerts (docs/forecasting.md)."""
+
+    enabled: bool = True
+    step_s: float = Field(300.0, ge=1, description="history is kept as means of buckets this wide")
+    history_days: float = Field(14.0, gt=0, le=90, description="how much downsampled history is kept per watched series")
+    every_s: float = Field(300.0, gt=0, description="how often forecasts run (off the ingest path)")
+    level: float = Field(0.8, gt=0, lt=1, description="central probability of the prediction intervals")
+    rules: list[ForecastRule] = Field(default_factory=list)
+
+    @property
+    def buckets(self) -> int:
+        return max(int(round(self.history_days * 86400 / self.step_s)), 2)
+
+
 class DemoSettings(_Section):
     services: int = Field(3, ge=1, le=50)
     hosts_per_service: int = Field(4, ge=1, le=100)
@@ -420,6 +468,7 @@ class Settings(_Section):
     detection: DetectionSettings = DetectionSettings()
     alerting: AlertingSettings = AlertingSettings()
     remediation: RemediationSettings = RemediationSettings()
+    forecasting: ForecastingSettings = ForecastingSettings()
     demo: DemoSettings = DemoSettings()
 
     @model_validator(mode="after")

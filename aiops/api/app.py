@@ -10,7 +10,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from aiops import __version__
-from aiops.api.routers import alerts, anomalies, config, events, health, incidents, ingest, notifications, remediation, silences
+from aiops.api.routers import (
+    alerts, anomalies, config, events, forecasts, health, incidents, ingest, notifications, remediation, silences,
+)
 from aiops.api.routers.ingest import IngestFastPath
 from aiops.service import Service
 
@@ -51,7 +53,8 @@ def create_app(service: Service, on_started: list[Hook] | None = None, demo: obj
 
         app.state.demo = demo
         app.include_router(demo_router)
-    for module in (health, ingest, anomalies, alerts, incidents, events, silences, notifications, remediation, config):
+    for module in (health, ingest, anomalies, alerts, incidents, events, silences, notifications, remediation, forecasts,
+                   config):
         app.include_router(module.router)
     app.add_middleware(IngestFastPath, service=service)
 

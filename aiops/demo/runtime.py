@@ -9,8 +9,10 @@
 
 `DemoRuntime.settings` adds to the user's settings what the demo needs and they did not set: the
 fleet's dependency map, the runbooks of `runbooks.yaml`, the Jenkins server, the pager, an
-escalation policy that pages for incidents still open after 30 s, and a 60 s quiet period before an
-alert resolves (so each injected incident has closed before the next one comes).
+escalation policy that pages for incidents still open after 30 s, a 60 s quiet period before an
+alert resolves (so each injected incident has closed before the next one comes), and a forecast
+of every disk (a line through its last minute, 10-second buckets) that raises a predictive alert
+when the disk would be full within 30 minutes.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from aiops.config_loader import load_runbook_file
 from aiops.demo.simulator import FleetSimulator, demo_topology
-from aiops.settings import AlertingSettings, EscalationPolicy, ReceiverSpec, RemediationSettings, Settings
+from aiops.settings import (
+    AlertingSettings, EscalationPolicy, ForecastRule, ReceiverSpec, RemediationSettings, Settings,
+)
 from connectors.jenkins import JenkinsConfig
 from emulators.jenkins import JenkinsEmulator, Job
 
@@ -88,6 +92,12 @@ class DemoRuntime:
                 "jenkins": {"demo": JenkinsConfig(url=self.jenkins.url, user=self.jenkins.user,
                                                   api_token=self.jenkins.token, poll_interval_s=1.0)},
                 "vars": {**remediation.vars, "demo_url": self.base_url},
+            })
+        if not settings.forecasting.rules:  # a disk that starts filling is forecast to be full, and alerted on
+            update["forecasting"] = settings.forecasting.model_copy(update={
+                "step_s": 10.0, "history_days": 0.25, "every_s": 10.0,
+                "rules": [ForecastRule(selector='{__name__="disk_used_percent"}', threshold=100.0, method="linear",
+                                       window_s=60.0, lead_time_s=1800.0, horizon_s=3600.0)],
             })
         return settings.model_copy(update=update)
 

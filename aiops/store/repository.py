@@ -123,7 +123,8 @@ def _labelled(label_table, owner_col, id_col, labels: Mapping[str, str]) -> list
     ]
 
 
-def _series_filter(series_col, name: str | None, labels: Mapping[str, str]) -> list:
+def series_conditions(series_col, name: str | None, labels: Mapping[str, str]) -> list:
+    """Conditions on a column holding series ids: the series has this name and these labels."""
     conditions = []
     if name is not None:
         conditions.append(series_col.in_(select(series.c.id).where(series.c.name == name)))
@@ -140,7 +141,7 @@ def insert_anomalies(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> Non
 
 def list_anomalies(conn: Connection, q: ListQuery) -> Page:
     t = anomalies
-    conditions = _series_filter(t.c.series_id, q.name, q.labels) + _in_time(t.c.ts, q)
+    conditions = series_conditions(t.c.series_id, q.name, q.labels) + _in_time(t.c.ts, q)
     if q.severity is not None:
         conditions.append(t.c.severity == q.severity)
     stmt = (
@@ -169,7 +170,7 @@ def firing_alerts(conn: Connection) -> list[dict[str, Any]]:
 
 def list_alerts(conn: Connection, q: ListQuery) -> Page:
     t = alerts
-    conditions = _series_filter(t.c.series_id, q.name, q.labels)
+    conditions = series_conditions(t.c.series_id, q.name, q.labels)
     if q.start is not None:  # alerts active at some time in [start, end]
         conditions.append(t.c.last_seen >= q.start)
     if q.end is not None:

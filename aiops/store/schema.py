@@ -43,6 +43,7 @@ __all__ = [
     "execution_steps",
     "verification_watches",
     "switches",
+    "forecasts",
 ]
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets 64-bit ids.
@@ -305,4 +306,26 @@ switches = Table(  # operator switches set through the API, e.g. the remediation
     Column("reason", String(1024), nullable=False),
     Column("changed_by", String(128), nullable=False),
     Column("changed_at", Float, nullable=False),
+)
+
+forecasts = Table(  # the latest forecast of each watched series
+    "forecasts",
+    metadata,
+    Column("series_id", Id, primary_key=True),
+    Column("created_at", Float, nullable=False),
+    Column("status", String(16), nullable=False),  # ok | too_short
+    Column("reason", String(256), nullable=False),
+    Column("model", String(128), nullable=False),  # the method chosen by backtest
+    Column("backtest_error", Float),  # its mean absolute error on the series' recent history
+    Column("level", Float, nullable=False),  # the intervals' central probability
+    Column("kind", String(16), nullable=False),  # gauge | counter (then the values are per-second rates)
+    Column("ts", JSON, nullable=False),  # horizon timestamps
+    Column("yhat", JSON, nullable=False),
+    Column("lower", JSON, nullable=False),
+    Column("upper", JSON, nullable=False),
+    Column("threshold", Float),
+    Column("direction", String(8), nullable=False),
+    Column("earliest", Float),  # crossing times of the far bound, yhat and the near bound; null: not within the horizon
+    Column("likely", Float),
+    Column("latest", Float),
 )
