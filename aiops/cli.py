@@ -187,7 +187,7 @@ def _backtest(args: argparse.Namespace) -> int:
 
 
 def _runbook_validate(args: argparse.Namespace) -> int:
-    from aiops.config_loader import load_runbook_file
+    from aiops.config_loader import ConfigError, load_runbook_file
 
     try:
         found = load_runbook_file(args.file)
@@ -264,9 +264,10 @@ def _executor(args: argparse.Namespace) -> int:
     return 0
 
 
-def _settings_from(config: Path | None):
-    path = config or os.environ.get("AIOPS_CONFIG")
-    return load_settings(path)
+def _settings_from(config: Path | None) -> Settings:
+    from aiops.config_loader import load_settings
+
+    return load_settings(config or os.environ.get("AIOPS_CONFIG"))
 
 
 def _iso(ts: float) -> str:
