@@ -28,6 +28,7 @@ test: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/detectors.py
+	$(BIN)/python bench/forecasting.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

@@ -93,7 +93,11 @@ def holt_winters_candidate(X: np.ndarray, cuts: list[int], h: int, season: int) 
 
 def ets_auto(value: np.ndarray, horizon: int, season: int, level: float = 0.8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """statsmodels ETSModel over additive forms (error A; trend none / additive / damped; season
-    none / additive when the history allows), the lowest AICc kept; its analytic interval."""
+    none / additive when the history allows), the lowest AICc kept; its analytic interval.
+
+    Seasonal forms start from the heuristic initial state (a decomposition of the first seasons):
+    with the initial seasonal states estimated by the optimiser as well, the fits are ten times
+    slower and often poor, and AICc then picks a non-seasonal trend that runs away."""
     import pandas as pd
     from statsmodels.tsa.exponential_smoothing.ets import ETSModel
 
@@ -109,6 +113,7 @@ def ets_auto(value: np.ndarray, horizon: int, season: int, level: float = 0.8) -
                     fit = ETSModel(
                         value, error="add", trend=trend, damped_trend=damped,
                         seasonal="add" if s else None, seasonal_periods=s,
+                        initialization_method="heuristic" if s else "estimated",
                     ).fit(disp=False)  # fmt: skip
                 except (ValueError, np.linalg.LinAlgError):
                     continue
