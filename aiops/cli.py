@@ -99,11 +99,16 @@ def _validate(args: argparse.Namespace) -> int:
     try:
         load_settings(args.file, environ={})
     except ConfigError as exc:
-        for issue in exc.issues:
-            print(issue, file=sys.stderr)
-        return 1
+        return _invalid(exc)
     print(f"{args.file}: valid")
     return 0
+
+
+def _invalid(exc) -> int:
+    """Print every issue of a ConfigError (file:line: field: message) and return the exit status 1."""
+    for issue in exc.issues:
+        print(issue, file=sys.stderr)
+    return 1
 
 
 def _score(args: argparse.Namespace) -> int:
@@ -192,9 +197,7 @@ def _runbook_validate(args: argparse.Namespace) -> int:
     try:
         found = load_runbook_file(args.file)
     except ConfigError as exc:
-        for issue in exc.issues:
-            print(issue, file=sys.stderr)
-        return 1
+        return _invalid(exc)
     print(f"{args.file}: valid ({', '.join(rb.name for rb in found.runbooks) or 'no runbooks'})")
     return 0
 

@@ -256,16 +256,8 @@ class Pipeline:
                 self._persist(entity_anomalies, now)
         if self.forecasts is not None:
             self._take_verdicts(now)
-        events: list[AlertEvent] = []
         if self.alerts.firing_count:
-            with self.store.begin() as conn:
-                events = self.alerts.resolve_quiet(conn, now)
-                repository.append_audit(conn, [_audit(e, now) for e in events])
-                if self.incidents is not None:
-                    self.incidents.apply(conn, events, now)
-            self._note(events)
-        if self.notifier is not None:
-            self.notifier.observe(events, now)
+            self._resolve(lambda conn: self.alerts.resolve_quiet(conn, now), now)
         if self.notifier is not None and self.notifier.active:
             with self.store.begin() as conn:
                 self.notifier.tick(conn, now)
@@ -282,14 +274,18 @@ class Pipeline:
             firing = self.alerts.firing_fingerprints("predictive")
             gone = [fp for fp in verdicts.cleared if fp in firing]
             if gone:
-                with self.store.begin() as conn:
-                    events = self.alerts.resolve(conn, gone, now)
-                    repository.append_audit(conn, [_audit(e, now) for e in events])
-                    if self.incidents is not None:
-                        self.incidents.apply(conn, events, now)
-                self._note(events)
-                if self.notifier is not None:
-                    self.notifier.observe(events, now)
+                self._resolve(lambda conn: self.alerts.resolve(conn, gone, now), now)
+
+    def _resolve(self, resolve, now: float) -> None:
+        """Resolve alerts (`resolve(conn)` says which) with their audit, incidents and notifications."""
+        with self.store.begin() as conn:
+            events = resolve(conn)
+            repository.append_audit(conn, [_audit(e, now) for e in events])
+            if self.incidents is not None:
+                self.incidents.apply(conn, events, now)
+        self._note(events)
+        if self.notifier is not None:
+            self.notifier.observe(events, now)
 
     def _load_caches(self, conn) -> None:
         self.alerts.load(conn)
