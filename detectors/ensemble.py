@@ -42,7 +42,7 @@ import math
 import numba
 import numpy as np
 
-from detectors._numeric import floored, write_band
+from detectors._numeric import DIRECTIONS, direction_bounds, directional, floored, write_band
 from detectors._state import RowStateDetector, check_unit_interval, row_order
 from detectors.calibration import likelihood
 from detectors.types import MetricBatch, Scores
@@ -62,14 +62,15 @@ _DAY_SECONDS = 86400.0
 
 
 @numba.njit(inline="always", cache=True)
-def _forecast_z(row, at, v, seen, alpha, err_alpha):
+def _forecast_z(row, at, v, seen, alpha, err_alpha, low, high):
     """Standardized error of the EWMA forecast kept at row[at:at+3] (mean, error variance, error
-    count) for value `v`, then learn from it; 0 until two errors are known."""
+    count) for value `v`, counted only the watched way (`low`, `high`: see `directional`), then
+    learn from it; 0 until two errors are known."""
     mean = row[at]
     err = v - mean
     z = 0.0
     if row[at + 2] >= 2.0:
-        z = min(abs(err) / max(math.sqrt(row[at + 1]), 1e-9), 10.0)
+        z = min(abs(directional(err, low, high)) / max(math.sqrt(row[at + 1]), 1e-9), 10.0)
     b = max(err_alpha, 1.0 / (row[at + 2] + 1.0))
     row[at + 1] = max((1.0 - b) * row[at + 1] + b * err * err, (1e-3 * abs(mean)) ** 2)
     row[at + 2] += 1.0
@@ -81,9 +82,11 @@ def _forecast_z(row, at, v, seen, alpha, err_alpha):
 def _ensemble_kernel(
     order, sid, ts, x, state, alpha, slow_alpha, err_alpha, short, long, day_bins, season_alpha, seasonal_ratio, selection_alpha,
     range_margin, range_score, range_after_s, roughness_margin, onset_decay, onset_gap, onset_only, warmup,
-    band, min_std, rel_min_std,
+    band, min_std, rel_min_std, direction,
     score, expected, lower, upper, ready, c_level, c_seasonal, c_range, c_rough,
 ):  # fmt: skip
+    low, high = direction_bounds(direction)
+    watch_up, watch_down = high > 0.0, low < 0.0
     for j in range(order.shape[0]):
         i = order[j]
         row = state[sid[i]]
@@ -100,8 +103,8 @@ def _ensemble_kernel(
         had_level = row[_LV_SEEN] > 0.0
         sd_level = max(math.sqrt(row[_LV_EV]), 1e-9)
         if had_level:
-            z_level = _forecast_z(row, _LV_M, v, seen, alpha, err_alpha)
-            z_slow = _forecast_z(row, _SL_M, v, seen, slow_alpha, err_alpha)
+            z_level = _forecast_z(row, _LV_M, v, seen, alpha, err_alpha, low, high)
+            z_slow = _forecast_z(row, _SL_M, v, seen, slow_alpha, err_alpha, low, high)
         else:
             row[_LV_M] = v
             row[_SL_M] = v
@@ -119,7 +122,7 @@ def _ensemble_kernel(
             day_err = v - day_mean
             day_sd = max(math.sqrt(row[k + 1]), max(1e-3 * spread, 1e-9))
             if day_count >= 3.0:
-                z_day = min(abs(day_err) / day_sd, 10.0)
+                z_day = min(abs(directional(day_err, low, high)) / day_sd, 10.0)
             a = max(season_alpha, 1.0 / (day_count + 1.0))
             row[k] = day_mean + a * day_err
             row[k + 1] = (1.0 - a) * row[k + 1] + a * day_err * day_err
@@ -143,7 +146,9 @@ def _ensemble_kernel(
             row[_EL] = e if not math.isfinite(row[_EL]) else row[_EL] + selection_alpha * (e - row[_EL])
         s_range = 0.0
         watched = ts[i] - row[_FIRST] >= range_after_s
-        if watched and spread > 0.0 and (v > row[_HI] + range_margin * spread or v < row[_LO] - range_margin * spread):
+        if watched and spread > 0.0 and (
+            (watch_up and v > row[_HI] + range_margin * spread) or (watch_down and v < row[_LO] - range_margin * spread)
+        ):
             s_range = range_score
             s = max(s, s_range)
         row[_LO] = min(row[_LO], v)
@@ -153,7 +158,9 @@ def _ensemble_kernel(
             change = abs(v - row[_RV])
             if seen >= 3.0:
                 moved = min(change, min(row[_RD1], row[_RD2]))
-                if watched and row[_RREC] > 0.0 and moved > (1.0 + roughness_margin) * row[_RREC]:
+                rising = v > row[_RV]
+                if (watched and row[_RREC] > 0.0 and moved > (1.0 + roughness_margin) * row[_RREC]
+                        and ((watch_up and rising) or (watch_down and not rising))):
                     s_rough = range_score
                     s = max(s, s_rough)
                 row[_RREC] = max(row[_RREC], moved)
@@ -278,7 +285,7 @@ class DefaultEnsemble(RowStateDetector):
             self.alpha, self.slow_alpha, self.err_alpha, self.short, self.long, self.day_bins, self.season_alpha,
             self.seasonal_ratio, self.selection_alpha, self.range_margin, self.range_score, self.range_after_s,
             self.roughness_margin, 0.5 ** (1.0 / self.onset_half_life), self.onset_gap, self.onset_only, float(self.warmup),
-            self.band_sigmas, self.min_std, self.rel_min_std,
+            self.band_sigmas, self.min_std, self.rel_min_std, DIRECTIONS[self.direction],
             out.score, out.expected, out.lower, out.upper, out.ready,
             components["level"], components["seasonal"], components["range"], components["roughness"],
         )  # fmt: skip

@@ -7,8 +7,9 @@
 - A Jenkins emulator (`emulators.jenkins`) on a free loopback port with a `scale-out` job that calls
   the control endpoint: a runbook can heal through a real Jenkins-API job.
 
-`DemoRuntime.settings` adds to the user's settings what the demo needs and they did not set: the
-fleet's dependency map, the runbooks of `runbooks.yaml`, the Jenkins server, the pager, an
+`DemoRuntime.settings` adds to the user's settings what the demo needs and they did not set: a
+detection rule that watches the fleet's metrics upwards only (more load, latency, errors, disk: a
+drop is good news here), the fleet's dependency map, the runbooks of `runbooks.yaml`, the Jenkins server, the pager, an
 escalation policy that pages for incidents still open after 30 s, a 60 s quiet period before an
 alert resolves (so each injected incident has closed before the next one comes), and a forecast
 of every disk (a line through its last minute, 10-second buckets) that raises a predictive alert
@@ -30,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from aiops.config_loader import load_runbook_file
 from aiops.demo.simulator import FleetSimulator, demo_topology
 from aiops.settings import (
-    AlertingSettings, EscalationPolicy, ForecastRule, ReceiverSpec, RemediationSettings, Settings,
+    AlertingSettings, DetectionRule, EscalationPolicy, ForecastRule, ReceiverSpec, RemediationSettings, Settings,
 )
 from connectors.jenkins import JenkinsConfig
 from emulators.jenkins import JenkinsEmulator, Job
@@ -85,6 +86,10 @@ class DemoRuntime:
             alerting_update["escalation"] = [EscalationPolicy(name="demo", delay_s=30,
                                                               steps=[{"receiver": "demo-pager", "wait_s": 300}])]
         update: dict[str, Any] = {"alerting": alerting.model_copy(update=alerting_update)}
+        if not settings.detection.rules:  # for this fleet only getting worse matters: busier, slower, fuller, more errors
+            rule = DetectionRule(selector='{env="demo"}', detector=settings.detection.default.detector,
+                                 params={**settings.detection.default.params, "direction": "up"})
+            update["detection"] = settings.detection.model_copy(update={"rules": [rule]})
         if not remediation.runbooks and not remediation.runbook_files:
             update["remediation"] = RemediationSettings.model_validate({
                 **remediation.model_dump(exclude={"runbooks", "runbook_files", "jenkins", "vars"}),

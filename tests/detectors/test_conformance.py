@@ -104,3 +104,26 @@ def test_series_appearing_mid_stream_and_nan_and_constant_series(name):
     assert out.ready.tolist() == [True, False, False]  # new series 7 warms up; NaN decides nothing
     again = det.update(MetricBatch.from_arrays([0], [52.0], [5.0]))
     assert again.score[0] < 0.5  # the NaN left the learned state alone
+
+
+DIRECTED = {
+    "ewma_zscore": lambda d: EwmaZScore(alpha=0.1, warmup=5, direction=d),
+    "robust_mad": lambda d: RobustMad(window=8, warmup=5, direction=d),
+    "level_shift": lambda d: LevelShift(warmup=5, direction=d),
+    "seasonal": lambda d: SeasonalBaseline(day_bins=4, warmup=5, warmup_s=0, direction=d),
+    "ensemble": lambda d: DefaultEnsemble(day_bins=4, warmup=5, range_after_s=0, direction=d),
+}
+
+
+@pytest.mark.parametrize("name", DIRECTED)
+def test_direction_up_scores_only_rises_and_down_only_drops(name):
+    rng = np.random.default_rng(3)
+    n = 400
+    values = rng.normal(50, 1, n)
+    values[300:310], values[350:360] = 90.0, 10.0  # a jump up for ten points, later one down, far outside
+    batch = MetricBatch.from_arrays(np.zeros(n), np.arange(n, dtype=float) * 60, values)
+    rise, drop = slice(300, 310), slice(350, 360)
+    both, up, down = (DIRECTED[name](d).update(batch).score for d in ("both", "up", "down"))
+    assert up[rise].max() > 0.3 and up[drop].max() < 0.1, (up[rise].max(), up[drop].max())  # (how high: each detector's own)
+    assert down[drop].max() > 0.3 and down[rise].max() < 0.1, (down[rise].max(), down[drop].max())
+    assert both[rise].max() > 0.3 and both[drop].max() > 0.3
