@@ -42,6 +42,8 @@ HW_GRID: tuple[tuple[float, float, float, float], ...] = (
 )
 _MEAN_DAYS = (2, 3, 7)
 _DRIFT_DAYS = (1, 2, 3, 7, 14)
+_TREND_DAYS = (3,)
+_LINE_PARTS = (1, 2, 4)  # a line through the last 1/k of the history
 
 
 def candidate_names(season: int, week: int | None) -> list[str]:
@@ -52,6 +54,7 @@ def candidate_names(season: int, week: int | None) -> list[str]:
     if season > 1:
         names += ["level7d", "mlevel7d"]
     names += [f"drift{k}" for k in _DRIFT_DAYS]
+    names += [f"trend{k}d" for k in _TREND_DAYS] if season > 1 else [f"line{k}" for k in _LINE_PARTS]
     names += [f"hw{g}" for g in range(len(HW_GRID))]
     return names
 
@@ -89,12 +92,54 @@ def _slicing(X: np.ndarray, h: int, season: int, week: int | None) -> dict[str, 
             ratio = X[:, -1:] / index[:, -1:] * index[:, slots]
         positive = (X[:, n - 7 * m :] > 0).all(axis=1)[:, None]
         out["mlevel7d"] = np.where(positive & np.isfinite(ratio), ratio, np.nan)
-    days_ahead = (np.arange(h) // m + 1).astype(np.float64)
     for k in _DRIFT_DAYS:
         if n >= (k + 1) * m:
-            per_day = (X[:, n - m :] - X[:, n - (k + 1) * m : n - k * m]).mean(axis=1) / k
-            out[f"drift{k}"] = last_day + per_day[:, None] * days_ahead
+            out[f"drift{k}"] = _along_trend(X, _daily_slope(X, k, m), 1, m, h)
+    if m > 1:
+        for k in _TREND_DAYS:
+            if n >= (k + 1) * m:
+                out[f"trend{k}d"] = _along_trend(X, _daily_slope(X, k, m), k, m, h)
+    else:
+        for k in _LINE_PARTS:
+            w = n // k
+            if w >= 4:
+                out[f"line{k}"] = _line(X[:, n - w :], h)
     return out
+
+
+def _daily_slope(X: np.ndarray, k: int, m: int) -> np.ndarray:
+    """Change per point: the mean day-over-day change of the last k days, over a day's points."""
+    n = X.shape[1]
+    return (X[:, n - m :] - X[:, n - (k + 1) * m : n - k * m]).mean(axis=1) / (k * m)
+
+
+def _along_trend(X: np.ndarray, slope: np.ndarray, days: int, m: int, h: int) -> np.ndarray:
+    """The mean daily shape of the last `days` days with the trend `slope` (per point) taken out,
+    continued along that trend step by step. With one day this is the last day plus the daily
+    change per day ahead (`drift`); at steps finer than an hour the shape is smoothed over an hour,
+    so the noise of single points is not carried into the forecast."""
+    n = X.shape[1]
+    pos = np.arange(n - days * m, n)
+    profile = (X[:, n - days * m :] - slope[:, None] * pos).reshape(X.shape[0], days, m).mean(axis=1)
+    if m > 24:
+        profile = _circular_mean(profile, m // 24)
+    return profile[:, np.arange(h) % m] + slope[:, None] * np.arange(n, n + h)
+
+
+def _circular_mean(P: np.ndarray, width: int) -> np.ndarray:
+    """Moving mean of each row over `width` neighbouring slots, wrapping around the day."""
+    left = width // 2
+    padded = np.concatenate([P[:, P.shape[1] - left :], P, P[:, : width - 1 - left]], axis=1)
+    c = np.cumsum(np.concatenate([np.zeros((P.shape[0], 1)), padded], axis=1), axis=1)
+    return (c[:, width:] - c[:, :-width]) / width
+
+
+def _line(X: np.ndarray, h: int) -> np.ndarray:
+    """The least-squares line through each row of X, continued h steps."""
+    w = X.shape[1]
+    t = np.arange(w) - (w - 1) / 2
+    slope = (X * t).sum(axis=1) / (t * t).sum()
+    return X.mean(axis=1)[:, None] + slope[:, None] * ((w - 1) / 2 + np.arange(1, h + 1))
 
 
 def _holt_winters(X: np.ndarray, cuts: list[int], h: int, m: int) -> list[np.ndarray | None]:

@@ -158,10 +158,15 @@ def _forecast_block(
     """One rectangular group: (yhat, lower, upper, backtest MAE, model names)."""
     S, n = X.shape
     min_cut = 3 * m if m > 1 else 3
-    hb = max(1, min(h, n - min_cut))  # backtest horizon: all of h when the history allows
+    # backtest horizon: all of h when the history allows; without a season, at most half the history
+    # (so that several windows fit, each with enough history before it)
+    hb = max(1, min(h, n - min_cut)) if m > 1 else max(1, min(h, n // 2))
     stride = m if m > 1 else max(1, hb // 4)
     gap = -(-hb // stride)
-    origins = [hb + stride * j for j in range(_INTERVAL_WINDOWS + gap + _SELECT_WINDOWS)]
+    # seasonal windows start at the forecast's time of day (a whole number of days back), so a rule
+    # that is wrong at one time of day is judged there
+    first = gap * stride if m > 1 else hb
+    origins = [first + stride * j for j in range(_INTERVAL_WINDOWS + gap + _SELECT_WINDOWS)]
     cuts = [n - o for o in origins if n - o >= min(min_cut, n - 1)]
     names = [c for c in candidate_names(m, week) if only is None or c in only]
     F = evaluate(X, [n, *cuts], h, m, week, names)  # (S, C, 1 + W, h)
