@@ -43,7 +43,7 @@ HW_GRID: tuple[tuple[float, float, float, float], ...] = (
 _MEAN_DAYS = (2, 3, 7)
 _DRIFT_DAYS = (1, 2, 3, 7, 14)
 _TREND_DAYS = (3,)
-_LINE_PARTS = (1, 2, 4)  # a line through the last 1/k of the history
+_LINE_PARTS = (1, 2)  # a line through the last 1/k of the history
 
 
 def candidate_names(season: int, week: int | None) -> list[str]:
@@ -54,7 +54,7 @@ def candidate_names(season: int, week: int | None) -> list[str]:
     if season > 1:
         names += ["level7d", "mlevel7d"]
     names += [f"drift{k}" for k in _DRIFT_DAYS]
-    names += [f"trend{k}d" for k in _TREND_DAYS] if season > 1 else [f"line{k}" for k in _LINE_PARTS]
+    names += [f"{p}trend{k}d" for k in _TREND_DAYS for p in ("", "l")] if season > 1 else [f"line{k}" for k in _LINE_PARTS]
     names += [f"hw{g}" for g in range(len(HW_GRID))]
     return names
 
@@ -98,7 +98,9 @@ def _slicing(X: np.ndarray, h: int, season: int, week: int | None) -> dict[str, 
     if m > 1:
         for k in _TREND_DAYS:
             if n >= (k + 1) * m:
-                out[f"trend{k}d"] = _along_trend(X, _daily_slope(X, k, m), k, m, h)
+                slope = _daily_slope(X, k, m)
+                out[f"trend{k}d"] = _along_trend(X, slope, k, m, h)
+                out[f"ltrend{k}d"] = _along_trend(X, slope, k, m, h, anchor=True)
     else:
         for k in _LINE_PARTS:
             w = n // k
@@ -113,16 +115,22 @@ def _daily_slope(X: np.ndarray, k: int, m: int) -> np.ndarray:
     return (X[:, n - m :] - X[:, n - (k + 1) * m : n - k * m]).mean(axis=1) / (k * m)
 
 
-def _along_trend(X: np.ndarray, slope: np.ndarray, days: int, m: int, h: int) -> np.ndarray:
+def _along_trend(X: np.ndarray, slope: np.ndarray, days: int, m: int, h: int, anchor: bool = False) -> np.ndarray:
     """The mean daily shape of the last `days` days with the trend `slope` (per point) taken out,
     continued along that trend step by step. With one day this is the last day plus the daily
     change per day ahead (`drift`); at steps finer than an hour the shape is smoothed over an hour,
-    so the noise of single points is not carried into the forecast."""
+    so the noise of single points is not carried into the forecast. With `anchor`, the whole curve
+    is moved by how far the series lay from it over the last hour (the last point, hourly): the
+    level of the last hour, as `level7d` carries it, with the trend and shape of the days."""
     n = X.shape[1]
     pos = np.arange(n - days * m, n)
     profile = (X[:, n - days * m :] - slope[:, None] * pos).reshape(X.shape[0], days, m).mean(axis=1)
     if m > 24:
         profile = _circular_mean(profile, m // 24)
+    if anchor:
+        a = max(1, m // 24)
+        fitted = profile[:, m - a :] + slope[:, None] * np.arange(n - a, n)
+        profile = profile + (X[:, n - a :] - fitted).mean(axis=1)[:, None]
     return profile[:, np.arange(h) % m] + slope[:, None] * np.arange(n, n + h)
 
 
@@ -142,8 +150,11 @@ def _line(X: np.ndarray, h: int) -> np.ndarray:
     return X.mean(axis=1)[:, None] + slope[:, None] * ((w - 1) / 2 + np.arange(1, h + 1))
 
 
-def _holt_winters(X: np.ndarray, cuts: list[int], h: int, m: int) -> list[np.ndarray | None]:
+def _holt_winters(X: np.ndarray, cuts: list[int], h: int, m: int, per_hour: float = 1.0) -> list[np.ndarray | None]:
     """Forecasts (series, h, grid) from each cut (a history length), one recursion over time.
+
+    The damping `phi` of `HW_GRID` is per hour: with `per_hour` points an hour it is phi ** (1 /
+    per_hour) per point, so a 5-minute series keeps its trend as long (in time) as an hourly one.
 
     Initial state: level = mean of the first season, trend = the change to the second season's
     mean per point, seasonal = the first season minus its mean. Needs 3 seasons before a cut.
@@ -152,6 +163,10 @@ def _holt_winters(X: np.ndarray, cuts: list[int], h: int, m: int) -> list[np.nda
     grid = np.array(HW_GRID)
     if m == 1:
         grid[:, 2] = 0.0  # no season: the "seasonal" offset stays zero and Holt-Winters is damped Holt
+    k = 1.0 / max(per_hour, 1.0)
+    grid[:, 0] = 1 - (1 - grid[:, 0]) ** k
+    grid[:, 1] = 1 - (1 - grid[:, 1]) ** k
+    grid[:, 3] **= k
     alpha, beta, gamma, phi = (grid[:, i][None, :] for i in range(4))
     G = len(grid)
     out: list[np.ndarray | None] = [None] * len(cuts)
@@ -180,7 +195,8 @@ def _holt_winters(X: np.ndarray, cuts: list[int], h: int, m: int) -> list[np.nda
 
 
 def evaluate(
-    X: np.ndarray, cuts: list[int], h: int, season: int, week: int | None, names: list[str] | None = None
+    X: np.ndarray, cuts: list[int], h: int, season: int, week: int | None, names: list[str] | None = None,
+    per_hour: float = 1.0,
 ) -> np.ndarray:
     """Each candidate's forecast of `h` steps from each cut: (series, candidate, cut, h) in the order
     of `names` (default: all), NaN where the history before a cut is too short for that candidate.
@@ -197,7 +213,7 @@ def evaluate(
                     out[:, index[name], ci] = f
         wanted = [(g, index[f"hw{g}"]) for g in range(len(HW_GRID)) if f"hw{g}" in index]
         if wanted:
-            for ci, f in enumerate(_holt_winters(X[:, : max(cuts)], cuts, h, season)):
+            for ci, f in enumerate(_holt_winters(X[:, : max(cuts)], cuts, h, season, per_hour)):
                 if f is not None:
                     for g, c in wanted:
                         out[:, c, ci] = f[:, :, g]
