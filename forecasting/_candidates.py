@@ -12,13 +12,19 @@ Every candidate is a cheap, explainable rule that is right for some kind of tele
   is the multiplicative form over a classical decomposition);
 - `drift{k}`: the last day plus the average day-over-day change of the last k days, once per
   day ahead (a trend under a daily shape; k=1 in points makes it a random walk with drift);
+- `trend3d`, `ltrend3d`: the mean shape of the last 3 days with their trend taken out, continued
+  along the trend step by step; `ltrend3d` at the level of the last hour (a disk filling under a
+  daily shape and noise: the crossing time of its limit must not lag);
 - `hw{g}`: additive Holt-Winters with a damped trend, for a small grid of fixed smoothing constants
   (exponential smoothing without a per-series optimiser: the rolling-origin backtest picks among
-  the constants instead, which is both faster and judged on the thing that matters, forecast error).
+  the constants instead, which is both faster and judged on the thing that matters, forecast error);
+  the constants are per hour, converted for finer steps.
 
-With `season=1` the same formulas become their non-seasonal forms (naive, mean of the last k
-points, random walk with drift, damped Holt), which is what a history shorter than a few days
-gets. Which candidates are combined, and with what weights, is decided per series by the
+At steps finer than an hour the daily shapes of `drift` and `trend` are smoothed over an hour, so
+single points' noise is not carried into the forecast. With `season=1` the same formulas become
+their non-seasonal forms (naive, mean of the last k points, random walk with drift, damped Holt),
+plus `line1`, `line2` (least-squares lines through all and the last half of the history), which is
+what a history shorter than a few days gets. Which candidates are combined, and with what weights, is decided per series by the
 rolling-origin backtest in `forecasting.fast`.
 
 All candidates are evaluated at several cut points of the same history (the backtest origins and
@@ -54,7 +60,10 @@ def candidate_names(season: int, week: int | None) -> list[str]:
     if season > 1:
         names += ["level7d", "mlevel7d"]
     names += [f"drift{k}" for k in _DRIFT_DAYS]
-    names += [f"{p}trend{k}d" for k in _TREND_DAYS for p in ("", "l")] if season > 1 else [f"line{k}" for k in _LINE_PARTS]
+    if season > 1:
+        names += [f"{p}trend{k}d" for k in _TREND_DAYS for p in ("", "l")]
+    else:
+        names += [f"line{k}" for k in _LINE_PARTS]
     names += [f"hw{g}" for g in range(len(HW_GRID))]
     return names
 
@@ -153,8 +162,11 @@ def _line(X: np.ndarray, h: int) -> np.ndarray:
 def _holt_winters(X: np.ndarray, cuts: list[int], h: int, m: int, per_hour: float = 1.0) -> list[np.ndarray | None]:
     """Forecasts (series, h, grid) from each cut (a history length), one recursion over time.
 
-    The damping `phi` of `HW_GRID` is per hour: with `per_hour` points an hour it is phi ** (1 /
-    per_hour) per point, so a 5-minute series keeps its trend as long (in time) as an hourly one.
+    The level and trend smoothing and the damping of `HW_GRID` are per hour: with `per_hour` (> 1)
+    points an hour, a weight a becomes 1 - (1 - a) ** (1 / per_hour) per point and the damping
+    phi ** (1 / per_hour), so a 5-minute series keeps its trend as long (in time) as an hourly one
+    (with phi = 0.9 per point, a 5-minute trend died out within the hour). The seasonal weight is
+    per visit of a slot, once a day at any step, and stays.
 
     Initial state: level = mean of the first season, trend = the change to the second season's
     mean per point, seasonal = the first season minus its mean. Needs 3 seasons before a cut.

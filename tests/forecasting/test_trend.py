@@ -46,7 +46,8 @@ def test_the_likely_crossing_of_a_noisy_fill_is_within_5_percent(step, horizon, 
     truth = fine[np.argmax(clean(fine) >= threshold)]
     out = forecast_many(x[None], horizon, step=step, last_ts=last)
     earliest, likely, latest = crossing_times(out, threshold)
-    assert abs(likely[0] - truth) <= 0.05 * (truth - last), (out.model[0], (likely[0] - last) / HOUR, (truth - last) / HOUR)
+    hours = (out.model[0], (likely[0] - last) / HOUR, (truth - last) / HOUR)
+    assert abs(likely[0] - truth) <= 0.05 * (truth - last), hours
     assert earliest[0] <= likely[0] and (np.isnan(latest[0]) or likely[0] <= latest[0])
 
 
