@@ -23,8 +23,9 @@ Every candidate is a cheap, explainable rule that is right for some kind of tele
 At steps finer than an hour the daily shapes of `drift` and `trend` are smoothed over an hour, so
 single points' noise is not carried into the forecast. With `season=1` the same formulas become
 their non-seasonal forms (naive, mean of the last k points, random walk with drift, damped Holt),
-plus `line1`, `line2` (least-squares lines through all and the last half of the history), which is
-what a history shorter than a few days gets. Which candidates are combined, and with what weights, is decided per series by the
+plus `line1`, `line2` (least-squares lines through all and the last half of the history) and, on
+a grid with a daily period and two days of history, `daydrift` and `ldaydrift` (`drift1` and its
+form at the last hour's level, by the day): that is what a history shorter than four days gets. Which candidates are combined, and with what weights, is decided per series by the
 rolling-origin backtest in `forecasting.fast`.
 
 All candidates are evaluated at several cut points of the same history (the backtest origins and
@@ -63,7 +64,7 @@ def candidate_names(season: int, week: int | None) -> list[str]:
     if season > 1:
         names += [f"{p}trend{k}d" for k in _TREND_DAYS for p in ("", "l")]
     else:
-        names += [f"line{k}" for k in _LINE_PARTS]
+        names += [f"line{k}" for k in _LINE_PARTS] + ["daydrift", "ldaydrift"]
     names += [f"hw{g}" for g in range(len(HW_GRID))]
     return names
 
@@ -73,7 +74,7 @@ def _tile(X: np.ndarray, period: int, h: int) -> np.ndarray:
     return X[:, n - period + (np.arange(h) % period)]
 
 
-def _slicing(X: np.ndarray, h: int, season: int, week: int | None) -> dict[str, np.ndarray]:
+def _slicing(X: np.ndarray, h: int, season: int, week: int | None, day: int = 0) -> dict[str, np.ndarray]:
     """The candidates that only look at the tail of X: (series, h) each; absent when X is too short."""
     n = X.shape[1]
     m = season
@@ -115,6 +116,10 @@ def _slicing(X: np.ndarray, h: int, season: int, week: int | None) -> dict[str, 
             w = n // k
             if w >= 4:
                 out[f"line{k}"] = _line(X[:, n - w :], h)
+        if day > 1 and n >= 2 * day:  # a daily shape, two days before the season is modelled
+            slope = _daily_slope(X, 1, day)
+            out["daydrift"] = _along_trend(X, slope, 1, day, h)
+            out["ldaydrift"] = _along_trend(X, slope, 1, day, h, anchor=True)
     return out
 
 
@@ -215,12 +220,14 @@ def evaluate(
     Non-negative series get non-negative forecasts."""
     S = X.shape[0]
     names = names if names is not None else candidate_names(season, week)
+    day = int(round(24 * per_hour))  # points a day, for the daily candidates of a history without a season
+    day = day if season == 1 and per_hour >= 1 and abs(24 * per_hour - day) < 1e-6 else 0
     index = {name: i for i, name in enumerate(names)}
     out = np.full((S, len(names), len(cuts), h), np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         for ci, cut in enumerate(cuts):
-            for name, f in _slicing(X[:, :cut], h, season, week).items():
+            for name, f in _slicing(X[:, :cut], h, season, week, day).items():
                 if name in index:
                     out[:, index[name], ci] = f
         wanted = [(g, index[f"hw{g}"]) for g in range(len(HW_GRID)) if f"hw{g}" in index]

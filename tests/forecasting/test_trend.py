@@ -1,8 +1,8 @@
 """Capacity forecasts of fills whose answer is known: a linear fill, with and without a daily cycle
-and noise, at 5-minute and hourly steps, with a season (six days of history) and without (two and
-a half days), must be forecast without lag, so that the likely crossing of a threshold lands near
-the true time; a fill that started after a long flat history is followed once it has lasted a
-few days."""
+and noise, at 5-minute and hourly steps, from six days of history (the seasonal candidates) and
+from fewer than four (forecast without a season), must be forecast without lag, so that the likely
+crossing of a threshold lands near the true time; a fill that started after a long flat history
+is followed once it has lasted a few days."""
 
 from __future__ import annotations
 
@@ -23,24 +23,32 @@ def _fill(step: float, days: float, amp: float = 0.0, noise: float = 0.0, seed: 
     return clean(t) + noise * np.random.default_rng(seed).standard_normal(len(t)), clean, t[-1]
 
 
-CASES = [(300.0, 24 * 12, 6.1), (300.0, 24 * 12, 2.5), (HOUR, 72, 6.1), (HOUR, 72, 2.5)]
+# (step, horizon, days of history, daily cycle): six days are forecast with the seasonal candidates,
+# fewer than four without a season (with a cycle, from two days of history plus room for a backtest)
+CASES = [
+    (300.0, 24 * 12, 6.1, 1.0),
+    (300.0, 24 * 12, 2.5, 0.0),
+    (300.0, 24 * 12, 3.5, 1.0),
+    (HOUR, 72, 6.1, 1.0),
+    (HOUR, 72, 2.5, 0.0),
+    (HOUR, 24, 3.0, 1.0),
+]
 
 
-@pytest.mark.parametrize("step,horizon,days", CASES)
-def test_a_linear_fill_is_forecast_exactly(step, horizon, days):
+@pytest.mark.parametrize("step,horizon,days,cycle", CASES)
+def test_a_linear_fill_is_forecast_exactly(step, horizon, days, cycle):
     x, clean, last = _fill(step, days)
     out = forecast_many(x[None], horizon, step=step, last_ts=last)
     np.testing.assert_allclose(out.yhat[0], clean(out.ts), atol=1e-6)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-@pytest.mark.parametrize("step,horizon,days", CASES)
-def test_the_likely_crossing_of_a_noisy_fill_is_within_5_percent(step, horizon, days, seed):
-    # noise of 0.3 points on a fill of 0.4 points an hour, and with six days of history a daily
-    # cycle of +-1 point (the curve still rises monotonically, so its crossing time is well
-    # defined; a history shorter than four days is forecast without a season, see the docs); the
-    # threshold is where the fill will be 3/4 of the horizon ahead
-    x, clean, last = _fill(step, days, amp=1.0 if days >= 4 else 0.0, noise=0.3, seed=seed)
+@pytest.mark.parametrize("step,horizon,days,cycle", CASES)
+def test_the_likely_crossing_of_a_noisy_fill_is_within_5_percent(step, horizon, days, cycle, seed):
+    # noise of 0.3 points on a fill of 0.4 points an hour, and a daily cycle of +-1 point (the curve
+    # still rises monotonically, so its crossing time is well defined); the threshold is where the
+    # fill will be 3/4 of the horizon ahead
+    x, clean, last = _fill(step, days, amp=cycle, noise=0.3, seed=seed)
     threshold = 40 + RATE * (last + 0.75 * horizon * step)
     fine = np.arange(last, last + horizon * step, 10.0)
     truth = fine[np.argmax(clean(fine) >= threshold)]
