@@ -12,13 +12,20 @@ Every candidate is a cheap, explainable rule that is right for some kind of tele
   is the multiplicative form over a classical decomposition);
 - `drift{k}`: the last day plus the average day-over-day change of the last k days, once per
   day ahead (a trend under a daily shape; k=1 in points makes it a random walk with drift);
+- `trend3d`, `ltrend3d`: the mean shape of the last 3 days with their trend taken out, continued
+  along the trend step by step; `ltrend3d` at the level of the last hour (a disk filling under a
+  daily shape and noise: the crossing time of its limit must not lag);
 - `hw{g}`: additive Holt-Winters with a damped trend, for a small grid of fixed smoothing constants
   (exponential smoothing without a per-series optimiser: the rolling-origin backtest picks among
-  the constants instead, which is both faster and judged on the thing that matters, forecast error).
+  the constants instead, which is both faster and judged on the thing that matters, forecast error);
+  the constants are per hour, converted for finer steps.
 
-With `season=1` the same formulas become their non-seasonal forms (naive, mean of the last k
-points, random walk with drift, damped Holt), which is what a history shorter than a few days
-gets. Which candidates are combined, and with what weights, is decided per series by the
+At steps finer than an hour the daily shapes of `drift` and `trend` are smoothed over an hour, so
+single points' noise is not carried into the forecast. With `season=1` the same formulas become
+their non-seasonal forms (naive, mean of the last k points, random walk with drift, damped Holt),
+plus `line1`, `line2` (least-squares lines through all and the last half of the history) and, on
+a grid with a daily period and two days of history, `daydrift` and `ldaydrift` (`drift1` and its
+form at the last hour's level, by the day): that is what a history shorter than four days gets. Which candidates are combined, and with what weights, is decided per series by the
 rolling-origin backtest in `forecasting.fast`.
 
 All candidates are evaluated at several cut points of the same history (the backtest origins and
@@ -42,6 +49,8 @@ HW_GRID: tuple[tuple[float, float, float, float], ...] = (
 )
 _MEAN_DAYS = (2, 3, 7)
 _DRIFT_DAYS = (1, 2, 3, 7, 14)
+_TREND_DAYS = (3,)
+_LINE_PARTS = (1, 2)  # a line through the last 1/k of the history
 
 
 def candidate_names(season: int, week: int | None) -> list[str]:
@@ -52,6 +61,10 @@ def candidate_names(season: int, week: int | None) -> list[str]:
     if season > 1:
         names += ["level7d", "mlevel7d"]
     names += [f"drift{k}" for k in _DRIFT_DAYS]
+    if season > 1:
+        names += [f"{p}trend{k}d" for k in _TREND_DAYS for p in ("", "l")]
+    else:
+        names += [f"line{k}" for k in _LINE_PARTS] + ["daydrift", "ldaydrift"]
     names += [f"hw{g}" for g in range(len(HW_GRID))]
     return names
 
@@ -61,7 +74,7 @@ def _tile(X: np.ndarray, period: int, h: int) -> np.ndarray:
     return X[:, n - period + (np.arange(h) % period)]
 
 
-def _slicing(X: np.ndarray, h: int, season: int, week: int | None) -> dict[str, np.ndarray]:
+def _slicing(X: np.ndarray, h: int, season: int, week: int | None, day: int = 0) -> dict[str, np.ndarray]:
     """The candidates that only look at the tail of X: (series, h) each; absent when X is too short."""
     n = X.shape[1]
     m = season
@@ -89,16 +102,76 @@ def _slicing(X: np.ndarray, h: int, season: int, week: int | None) -> dict[str, 
             ratio = X[:, -1:] / index[:, -1:] * index[:, slots]
         positive = (X[:, n - 7 * m :] > 0).all(axis=1)[:, None]
         out["mlevel7d"] = np.where(positive & np.isfinite(ratio), ratio, np.nan)
-    days_ahead = (np.arange(h) // m + 1).astype(np.float64)
     for k in _DRIFT_DAYS:
         if n >= (k + 1) * m:
-            per_day = (X[:, n - m :] - X[:, n - (k + 1) * m : n - k * m]).mean(axis=1) / k
-            out[f"drift{k}"] = last_day + per_day[:, None] * days_ahead
+            out[f"drift{k}"] = _along_trend(X, _daily_slope(X, k, m), 1, m, h)
+    if m > 1:
+        for k in _TREND_DAYS:
+            if n >= (k + 1) * m:
+                slope = _daily_slope(X, k, m)
+                out[f"trend{k}d"] = _along_trend(X, slope, k, m, h)
+                out[f"ltrend{k}d"] = _along_trend(X, slope, k, m, h, anchor=True)
+    else:
+        for k in _LINE_PARTS:
+            w = n // k
+            if w >= 4:
+                out[f"line{k}"] = _line(X[:, n - w :], h)
+        if day > 1 and n >= 2 * day:  # a daily shape, two days before the season is modelled
+            slope = _daily_slope(X, 1, day)
+            out["daydrift"] = _along_trend(X, slope, 1, day, h)
+            out["ldaydrift"] = _along_trend(X, slope, 1, day, h, anchor=True)
     return out
 
 
-def _holt_winters(X: np.ndarray, cuts: list[int], h: int, m: int) -> list[np.ndarray | None]:
+def _daily_slope(X: np.ndarray, k: int, m: int) -> np.ndarray:
+    """Change per point: the mean day-over-day change of the last k days, over a day's points."""
+    n = X.shape[1]
+    return (X[:, n - m :] - X[:, n - (k + 1) * m : n - k * m]).mean(axis=1) / (k * m)
+
+
+def _along_trend(X: np.ndarray, slope: np.ndarray, days: int, m: int, h: int, anchor: bool = False) -> np.ndarray:
+    """The mean daily shape of the last `days` days with the trend `slope` (per point) taken out,
+    continued along that trend step by step. With one day this is the last day plus the daily
+    change per day ahead (`drift`); at steps finer than an hour the shape is smoothed over an hour,
+    so the noise of single points is not carried into the forecast. With `anchor`, the whole curve
+    is moved by how far the series lay from it over the last hour (the last point, hourly): the
+    level of the last hour, as `level7d` carries it, with the trend and shape of the days."""
+    n = X.shape[1]
+    pos = np.arange(n - days * m, n)
+    profile = (X[:, n - days * m :] - slope[:, None] * pos).reshape(X.shape[0], days, m).mean(axis=1)
+    if m > 24:
+        profile = _circular_mean(profile, m // 24)
+    if anchor:
+        a = max(1, m // 24)
+        fitted = profile[:, m - a :] + slope[:, None] * np.arange(n - a, n)
+        profile = profile + (X[:, n - a :] - fitted).mean(axis=1)[:, None]
+    return profile[:, np.arange(h) % m] + slope[:, None] * np.arange(n, n + h)
+
+
+def _circular_mean(P: np.ndarray, width: int) -> np.ndarray:
+    """Moving mean of each row over `width` neighbouring slots, wrapping around the day."""
+    left = width // 2
+    padded = np.concatenate([P[:, P.shape[1] - left :], P, P[:, : width - 1 - left]], axis=1)
+    c = np.cumsum(np.concatenate([np.zeros((P.shape[0], 1)), padded], axis=1), axis=1)
+    return (c[:, width:] - c[:, :-width]) / width
+
+
+def _line(X: np.ndarray, h: int) -> np.ndarray:
+    """The least-squares line through each row of X, continued h steps."""
+    w = X.shape[1]
+    t = np.arange(w) - (w - 1) / 2
+    slope = (X * t).sum(axis=1) / (t * t).sum()
+    return X.mean(axis=1)[:, None] + slope[:, None] * ((w - 1) / 2 + np.arange(1, h + 1))
+
+
+def _holt_winters(X: np.ndarray, cuts: list[int], h: int, m: int, per_hour: float = 1.0) -> list[np.ndarray | None]:
     """Forecasts (series, h, grid) from each cut (a history length), one recursion over time.
+
+    The level and trend smoothing and the damping of `HW_GRID` are per hour: with `per_hour` (> 1)
+    points an hour, a weight a becomes 1 - (1 - a) ** (1 / per_hour) per point and the damping
+    phi ** (1 / per_hour), so a 5-minute series keeps its trend as long (in time) as an hourly one
+    (with phi = 0.9 per point, a 5-minute trend died out within the hour). The seasonal weight is
+    per visit of a slot, once a day at any step, and stays.
 
     Initial state: level = mean of the first season, trend = the change to the second season's
     mean per point, seasonal = the first season minus its mean. Needs 3 seasons before a cut.
@@ -107,6 +180,10 @@ def _holt_winters(X: np.ndarray, cuts: list[int], h: int, m: int) -> list[np.nda
     grid = np.array(HW_GRID)
     if m == 1:
         grid[:, 2] = 0.0  # no season: the "seasonal" offset stays zero and Holt-Winters is damped Holt
+    k = 1.0 / max(per_hour, 1.0)
+    grid[:, 0] = 1 - (1 - grid[:, 0]) ** k
+    grid[:, 1] = 1 - (1 - grid[:, 1]) ** k
+    grid[:, 3] **= k
     alpha, beta, gamma, phi = (grid[:, i][None, :] for i in range(4))
     G = len(grid)
     out: list[np.ndarray | None] = [None] * len(cuts)
@@ -135,24 +212,27 @@ def _holt_winters(X: np.ndarray, cuts: list[int], h: int, m: int) -> list[np.nda
 
 
 def evaluate(
-    X: np.ndarray, cuts: list[int], h: int, season: int, week: int | None, names: list[str] | None = None
+    X: np.ndarray, cuts: list[int], h: int, season: int, week: int | None, names: list[str] | None = None,
+    per_hour: float = 1.0,
 ) -> np.ndarray:
     """Each candidate's forecast of `h` steps from each cut: (series, candidate, cut, h) in the order
     of `names` (default: all), NaN where the history before a cut is too short for that candidate.
     Non-negative series get non-negative forecasts."""
     S = X.shape[0]
     names = names if names is not None else candidate_names(season, week)
+    day = int(round(24 * per_hour))  # points a day, for the daily candidates of a history without a season
+    day = day if season == 1 and per_hour >= 1 and abs(24 * per_hour - day) < 1e-6 else 0
     index = {name: i for i, name in enumerate(names)}
     out = np.full((S, len(names), len(cuts), h), np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         for ci, cut in enumerate(cuts):
-            for name, f in _slicing(X[:, :cut], h, season, week).items():
+            for name, f in _slicing(X[:, :cut], h, season, week, day).items():
                 if name in index:
                     out[:, index[name], ci] = f
         wanted = [(g, index[f"hw{g}"]) for g in range(len(HW_GRID)) if f"hw{g}" in index]
         if wanted:
-            for ci, f in enumerate(_holt_winters(X[:, : max(cuts)], cuts, h, season)):
+            for ci, f in enumerate(_holt_winters(X[:, : max(cuts)], cuts, h, season, per_hour)):
                 if f is not None:
                     for g, c in wanted:
                         out[:, c, ci] = f[:, :, g]

@@ -127,7 +127,7 @@ def forecast_many(
         w = wk if m > 1 else None
         for start in range(0, len(rows), chunk):
             r = rows[start : start + chunk]
-            out = _forecast_block(X[r, n - length :], horizon, m, w, level, candidates, extra)
+            out = _forecast_block(X[r, n - length :], horizon, m, w, level, candidates, extra, 3600.0 / step)
             yhat[r], lower[r], upper[r], error[r] = out[0], out[1], out[2], out[3]
             for i, name in zip(r, out[4]):
                 model[i] = name
@@ -153,18 +153,23 @@ def _carry_forward(X: np.ndarray) -> np.ndarray:
 
 def _forecast_block(
     X: np.ndarray, h: int, m: int, week: int | None, level: float, only: Sequence[str] | None,
-    extra: ExtraCandidates | None = None,
+    extra: ExtraCandidates | None = None, per_hour: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """One rectangular group: (yhat, lower, upper, backtest MAE, model names)."""
     S, n = X.shape
     min_cut = 3 * m if m > 1 else 3
-    hb = max(1, min(h, n - min_cut))  # backtest horizon: all of h when the history allows
+    # backtest horizon: all of h when the history allows; without a season, at most half the history
+    # (so that several windows fit, each with enough history before it)
+    hb = max(1, min(h, n - min_cut)) if m > 1 else max(1, min(h, n // 2))
     stride = m if m > 1 else max(1, hb // 4)
     gap = -(-hb // stride)
-    origins = [hb + stride * j for j in range(_INTERVAL_WINDOWS + gap + _SELECT_WINDOWS)]
+    # seasonal windows start at the forecast's time of day (a whole number of days back), so a rule
+    # that is wrong at one time of day is judged there
+    first = gap * stride if m > 1 else hb
+    origins = [first + stride * j for j in range(_INTERVAL_WINDOWS + gap + _SELECT_WINDOWS)]
     cuts = [n - o for o in origins if n - o >= min(min_cut, n - 1)]
     names = [c for c in candidate_names(m, week) if only is None or c in only]
-    F = evaluate(X, [n, *cuts], h, m, week, names)  # (S, C, 1 + W, h)
+    F = evaluate(X, [n, *cuts], h, m, week, names, per_hour)  # (S, C, 1 + W, h)
     if extra is not None:
         more = extra(X, [n, *cuts], h, m)
         F = np.concatenate([F, np.stack(list(more.values()), axis=1)], axis=1)

@@ -124,3 +124,16 @@ def test_resets_cut_each_row_at_its_own_last_reset():
     out = forecast_many(np.stack([filling, cleaned]), 24, step=HOUR, resets=True)
     np.testing.assert_allclose(out.yhat[0], 50 + 0.2 * np.arange(24 * 9, 24 * 10), atol=0.5)
     np.testing.assert_allclose(out.yhat[1], 10 + 0.2 * np.arange(24 * 3, 24 * 4), atol=0.5)
+
+
+@pytest.mark.parametrize("name", candidate_names(1, None))
+def test_every_forecaster_without_a_season_is_finite_ordered_and_row_independent(name):
+    rng = np.random.default_rng(8)
+    values = _seasonal(rng, 5, 24 * 3, slope=0.05)  # three days: no season yet
+    a = forecast_many(values, 24, step=HOUR, candidates=[name])
+    b = forecast_many(values[::-1], 24, step=HOUR, candidates=[name])
+    assert a.model == [name] * 5
+    for arr in (a.yhat, a.lower, a.upper, a.backtest_error):
+        assert np.all(np.isfinite(arr))
+    assert np.all(a.lower <= a.yhat) and np.all(a.yhat <= a.upper)
+    np.testing.assert_array_equal(a.yhat, b.yhat[::-1])
