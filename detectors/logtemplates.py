@@ -43,28 +43,53 @@ WILDCARD = "<*>"
 _STATE_VERSION = 1
 _MANY = None  # a position's value set once it is a parameter
 
-_VARIABLE = re.compile(
-    r"\b(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)[a-z]*,?\s+)?"            # a written date: [weekday] month day
-    r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.?\s+\d{1,2}\b"
-    r"|[a-zA-Z][a-zA-Z0-9+.-]*://\S+"                                # URL
-    r"|(?<![\w.])/(?:[\w.~@%+-]+/)+[\w.~@%+-]*"                      # absolute path, >= 2 parts
-    r"|\"[^\"]*\"|'[^']*'"                                           # quoted string
-    r"|[\w.+-]*\d[\w.+-]*"                                           # a run with a digit in it
-    r"|\b[a-fA-F]{8,}\b"                                             # long hex run without digits
+# Inside one word: URLs, absolute paths, runs of word characters holding a digit, long hex runs.
+_IN_WORD = re.compile(
+    r"(?<![\w+.-])[a-zA-Z][a-zA-Z0-9+.-]*://\S+"    # URL
+    r"|(?<![\w.])/(?:[\w.~@%+-]+/)+[\w.~@%+-]*"     # absolute path, >= 2 parts
+    r"|(?<![\w.+-])[\w.+-]*\d[\w.+-]*"              # a run with a digit in it
+    r"|\b[a-fA-F]{8,}\b"                            # long hex run without digits
 )
+_QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")          # may span words; tried only if a quote is present
 _RUN = re.compile(r"(?:<\*>)+")
+_MONTHS = {m + e for m in ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+           for e in ("", ".")} | {"January", "February", "March", "April", "June", "July", "August",
+                                  "September", "October", "November", "December"}
+_WEEKDAYS = {d + e for d in ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun", "Monday", "Tuesday",
+                             "Wednesday", "Thursday", "Friday", "Saturday", "Sunday") for e in ("", ",")}
 
 
-def mask_words(message: str) -> list[str]:
-    """Whitespace words with their variable parts masked and runs of masked words collapsed."""
+def _mask_word(word: str) -> str:
+    word = _IN_WORD.sub(WILDCARD, word)
+    return _RUN.sub(WILDCARD, word) if "<*><*>" in word else word
+
+
+def mask_words(message: str, cache: dict[str, str] | None = None) -> list[str]:
+    """Whitespace words with their variable parts masked and runs of masked words collapsed.
+
+    A written date (``[Sun] Jul 10``: a month name before a number, with the weekday before it) is
+    masked whole. `cache` (word -> masked word) spares the regex for words seen before.
+    """
+    if '"' in message or "'" in message:
+        message = _QUOTED.sub(WILDCARD, message)
     out: list[str] = []
-    for word in _VARIABLE.sub(WILDCARD, message).split():
-        if word == WILDCARD:
-            if out and out[-1] == WILDCARD:
+    for word in message.split():
+        masked = cache.get(word) if cache is not None else None
+        if masked is None:
+            masked = _mask_word(word)
+            if cache is not None:
+                cache[word] = masked
+        if masked == WILDCARD and out:
+            last = out[-1]
+            if last in _MONTHS:  # "Jul 10": a date
+                out.pop()
+                if out and out[-1] in _WEEKDAYS:
+                    out.pop()
+                if out and out[-1] == WILDCARD:
+                    continue
+            elif last == WILDCARD:
                 continue  # one parameter list, whatever its length
-        elif "<*><*>" in word:
-            word = _RUN.sub(WILDCARD, word)
-        out.append(word)
+        out.append(masked)
     return out
 
 
@@ -105,6 +130,7 @@ class TemplateMiner:
         self._tick = 0
         self._exact: dict[tuple[str, ...], int] = {}  # masked words -> group
         self._cache: dict[str, int] = {}  # message -> template id
+        self._words_cache: dict[str, str] = {}  # word -> masked word
 
     # ------------------------------------------------------------------ reading
 
@@ -138,24 +164,31 @@ class TemplateMiner:
 
     def add(self, message: str) -> tuple[int, str]:
         """Assign one message; returns its template id and the template as it stands now."""
+        tid = self._add(message)
+        return tid, self.template(tid)
+
+    def add_many(self, messages: Iterable[str]) -> list[int]:
+        """Assign many messages in order; returns the ids given at the time (see `resolve`)."""
+        add = self._add
+        return [add(m) for m in messages]
+
+    def _add(self, message: str) -> int:
         tid = self._cache.get(message)
         if tid is not None:
             tid = self.resolve(tid)
             self._tick += 1
             self._seen[self._tmpl[tid][0]] = self._tick
         else:
-            tid = self._assign(mask_words(message))
+            words = self._words_cache
+            if len(words) >= self.max_cache:
+                words.clear()
+            tid = self._assign(mask_words(message, words))
             if self.max_cache:
                 if len(self._cache) >= self.max_cache:
                     self._cache.clear()
                 self._cache[message] = tid
         self._count[tid] += 1
-        return tid, self.template(tid)
-
-    def add_many(self, messages: Iterable[str]) -> list[int]:
-        """Assign many messages in order; returns the ids given at the time (see `resolve`)."""
-        add = self.add
-        return [add(m)[0] for m in messages]
+        return tid
 
     def _assign(self, words: list[str]) -> int:
         self._tick += 1
