@@ -47,8 +47,9 @@ _MANY = None  # a position's value set once it is a parameter
 _IN_WORD = re.compile(
     r"(?<![\w+.-])[a-zA-Z][a-zA-Z0-9+.-]*://\S+"    # URL
     r"|(?<![\w.])/(?:[\w.~@%+-]+/)+[\w.~@%+-]*"     # absolute path, >= 2 parts
-    r"|(?<![\w.+-])[\w.+-]*\d[\w.+-]*"              # a run with a digit in it
+    r"|(?<![\w+-])(?<!(?<!\.)\.)(?:[\w+-]|(?<!\.)\.(?!\.))*\d(?:[\w+-]|(?<!\.)\.(?!\.))*"  # a run with a digit (".." ends it)
     r"|\b[a-fA-F]{8,}\b"                            # long hex run without digits
+    r"|(?<![\w./-])[\w$-]+(?:\.[\w$-]+)*/\.?[\w$-]+(?:[./][\w$-]+)*"   # relative path a/b.c
 )
 _QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")          # may span words; tried only if a quote is present
 _RUN = re.compile(r"(?:<\*>)+")
