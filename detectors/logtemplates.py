@@ -214,13 +214,24 @@ class TemplateMiner:
         return len(words), (WILDCARD if WILDCARD in first else first)
 
     def _match(self, words: list[str]) -> int | None:
+        """The most similar group of the branch, if similar enough.
+
+        A template's `<*>` agrees with any word, but a message with literal words must also share
+        at least one of them: otherwise an all-`<*>` template (a bare number) would swallow every
+        short message of its branch.
+        """
         best, best_same = None, -1
+        literal = any(w != WILDCARD for w in words)
         for group in self._branches.get(self._branch_key(words), ()):
-            same = 0
+            same = shared = 0
             for a, b in zip(self._words[group], words):
-                if a == b or a == WILDCARD:
+                if a == b:
                     same += 1
-            if same > best_same:
+                    if a != WILDCARD:
+                        shared += 1
+                elif a == WILDCARD:
+                    same += 1
+            if same > best_same and (shared or not literal):
                 best, best_same = group, same
         return best if best_same >= self.similarity * max(len(words), 1) else None
 
