@@ -26,6 +26,8 @@ from detectors.logtemplates import TemplateMiner, mask_words
         ("user 'alice' said \"hello world\"", "user <*> said <*>"),
         ("at Sun Jul 10 03:55:21 2005", "at <*> <*>:<*>:<*> <*>"),
         ("blocks blk_1 blk_-2 blk_3 deleted", "blocks <*> deleted"),  # a run of masked words is one <*>
+        ("illegal instruction......0", "illegal instruction......<*>"),  # ".." ends a number run
+        ("start com.example.app/.MainActivity now", "start <*> now"),  # relative path / component
         ("Received block of size", "Received block of size"),
     ],
 )
@@ -59,6 +61,13 @@ def test_different_messages_do_not_merge():
     b = m.add("Disk quota exceeded on volume home")[0]
     c = m.add("Service restarted after crash")[0]
     assert len({a, b, c}) == 3
+
+
+def test_a_bare_number_template_does_not_swallow_short_messages():
+    m = TemplateMiner()
+    number = m.add("12345")[0]
+    other = m.add("setTotalSteps=17")[0]
+    assert other != number and m.template(other) == "setTotalSteps=<*>"
 
 
 def test_ids_are_stable_and_templates_only_widen():
