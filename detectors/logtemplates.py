@@ -2,38 +2,41 @@
 
 The method is Drain's (He et al., ICWS 2017: a tree keyed by word count and first word, leaves
 holding templates, a message joining the most similar template above a threshold) with changes that
-let one setting serve logs it has never seen:
+let one setting serve logs it has never seen (docs/logs-traces.md has the measurements):
 
 1. **Masking inside words.** A message is split into whitespace words; inside a word every run of
    word characters holding a digit (numbers, hex, IPs, ports, UUIDs, block ids, versions, sizes,
-   durations such as ``12ms``) becomes ``<*>``, and so do URLs, absolute paths, quoted strings, long
-   hex runs and written dates (``Sun Jul 10``). Punctuation stays, so ``size=1024,`` reads
-   ``size=<*>,`` and still anchors the template. Drain's usual masks see only whole-word numbers.
+   durations such as ``12ms``) becomes ``<*>``, and so do URLs, absolute and relative paths, quoted
+   strings, long hex runs and written dates (``Sun Jul 10``). Punctuation stays, so ``size=1024,``
+   reads ``size=<*>,`` and still anchors the template. Drain's usual masks see whole-word numbers only.
 2. **A run of masked words is one ``<*>``**, so a parameter list of any length (block ids, numbers)
    gives one template where Drain would key it on the word count and split it.
 3. **A first word only picks the tree branch when it is a constant**: masked first words share one
    branch, so a leading number or id does not scatter a template.
-4. **Few-valued positions stay literal.** Where a template's position has taken at most
+4. **A message with literal words must share one with a template to join it**, so an all-``<*>``
+   template (a bare number) does not swallow every short message of its branch.
+5. **Few-valued positions stay literal.** Where a template's position has taken at most
    `max_values` distinct digit-free words (``startup``/``shutdown``, ``user=root``/``user=guest``,
-   ``HIGHMEM``/``LOWMEM``), each value gives its own template ("variant"); once a position has seen
-   more, or any masked value, it is a parameter and its variants merge into one ``<*>`` template.
-   This is the column-cardinality idea of Brain (Yu et al., TSC 2023) in streaming form: Drain's
-   similarity alone merges messages that differ in one enumerated word, a grouping error on every log
-   that writes states or actions as words.
+   ``HIGHMEM``/``LOWMEM``), each value gives its own template (a "variant" of the Drain group); once
+   the position has seen more, or a masked value, it is a parameter and its variants merge into one
+   ``<*>`` template. This is the column-cardinality idea of Brain (Yu et al., TSC 2023) in streaming
+   form: Drain's similarity alone merges messages that differ in one enumerated word.
 
 Ids are stable: a template id, once given, keeps meaning that template. When variants merge, the
 oldest id stays and the others become aliases of it (`resolve`, and `template` follows them).
 
 The table is plain JSON (`state_dict` / `load_state_dict`); a restored miner assigns every later
 message exactly as the saved one would have. Memory is bounded: at most `max_templates` groups
-(Drain clusters), each with at most ``max_values + 1`` remembered values per position; past the cap
-the group seen least recently is evicted with its variants (their ids are never reused; a message of
-that shape later gets a new id). The two caches (message → id, masked words → group) are cleared
-when they reach `max_cache` entries.
+(Drain clusters), each position remembering at most ``max_values + 1`` words; past the cap the group
+used least recently is evicted with its templates and aliases (ids are never reused: a message of
+that shape later gets a new id). Three caches (message → id, word → masked word, masked words →
+group) hold at most `max_cache` entries each and are cleared when full; an entry that leads to an
+evicted group is recognised on use and recomputed. Caches change speed, never results.
 """
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
@@ -99,10 +102,11 @@ class TemplateMiner:
 
     Args:
         similarity: share of a group's positions a message must match (a ``<*>`` matches anything)
-            to join it; Drain's ``st``. Measured on loghub-dev: 0.5–0.7 all within 0.5 point.
+            to join it; Drain's ``st``. On loghub-dev 0.6 and 0.7 give the same average, 0.5 half a
+            point less.
         max_values: a position with at most this many distinct digit-free words keeps them as
-            separate templates (module docstring, point 4).
-        max_templates: cap on live groups; past it the group seen least recently is evicted.
+            separate templates (module docstring, point 5).
+        max_templates: cap on live groups; past it the group used least recently is evicted.
         max_cache: cap on each lookup cache (cleared when full).
     """
 
@@ -119,7 +123,7 @@ class TemplateMiner:
         # groups (Drain clusters): id -> words, and per <*> position its distinct values or _MANY
         self._words: dict[int, list[str]] = {}
         self._values: dict[int, dict[int, set[str] | None]] = {}
-        self._seen: dict[int, int] = {}  # group -> tick of last use (eviction order)
+        self._recent: OrderedDict[int, None] = OrderedDict()  # groups, least recently used first
         self._branches: dict[tuple[int, str], list[int]] = {}
         self._next_group = 0
         # templates (what callers see): id -> (group, literal values at its few-valued positions)
@@ -127,8 +131,8 @@ class TemplateMiner:
         self._count: dict[int, int] = {}
         self._variant: dict[tuple[int, tuple[tuple[int, str], ...]], int] = {}
         self._alias: dict[int, int] = {}
+        self._members: dict[int, list[int]] = {}  # group -> every id it gave (live or aliased)
         self._next_id = 0
-        self._tick = 0
         self._exact: dict[tuple[str, ...], int] = {}  # masked words -> group
         self._cache: dict[str, int] = {}  # message -> template id
         self._words_cache: dict[str, str] = {}  # word -> masked word
@@ -177,9 +181,11 @@ class TemplateMiner:
         tid = self._cache.get(message)
         if tid is not None:
             tid = self.resolve(tid)
-            self._tick += 1
-            self._seen[self._tmpl[tid][0]] = self._tick
-        else:
+            if tid in self._tmpl:
+                self._recent.move_to_end(self._tmpl[tid][0])
+            else:  # its group was evicted
+                tid = None
+        if tid is None:
             words = self._words_cache
             if len(words) >= self.max_cache:
                 words.clear()
@@ -192,10 +198,9 @@ class TemplateMiner:
         return tid
 
     def _assign(self, words: list[str]) -> int:
-        self._tick += 1
         key = tuple(words)
         group = self._exact.get(key)
-        if group is None:
+        if group is None or group not in self._words:  # unseen, or its group was evicted
             group = self._match(words)
             if group is None:
                 group = self._new_group(words)
@@ -205,7 +210,7 @@ class TemplateMiner:
                 if len(self._exact) >= self.max_cache:
                     self._exact.clear()
                 self._exact[key] = group
-        self._seen[group] = self._tick
+        self._recent.move_to_end(group)
         return self._variant_of(group, words)
 
     @staticmethod
@@ -276,6 +281,7 @@ class TemplateMiner:
             self._tmpl[tid] = key
             self._count[tid] = 0
             self._variant[key] = tid
+            self._members[group].append(tid)
         return tid
 
     def _rekey(self, group: int) -> None:
@@ -285,7 +291,7 @@ class TemplateMiner:
         position that became a parameter it is dropped. Colliding variants merge into the oldest id.
         """
         words, values = self._words[group], self._values[group]
-        olds = sorted(t for t, (g, _) in self._tmpl.items() if g == group)
+        olds = [t for t in self._members[group] if t in self._tmpl]  # in id order: oldest first
         for tid in olds:
             del self._variant[self._tmpl[tid]]
         for tid in olds:
@@ -313,42 +319,46 @@ class TemplateMiner:
             self._evict()
         group = self._next_group
         self._next_group += 1
-        self._insert_group(group, list(words), {}, self._tick)
+        self._insert_group(group, list(words), {}, [])
         return group
 
-    def _insert_group(self, group: int, words: list[str], values: dict, seen: int) -> None:
+    def _insert_group(self, group: int, words: list[str], values: dict, members: list[int]) -> None:
         self._words[group] = words
         self._values[group] = values
-        self._seen[group] = seen
+        self._members[group] = members
+        self._recent[group] = None
         self._branches.setdefault(self._branch_key(words), []).append(group)
 
     def _evict(self) -> None:
-        """Drop the group seen least recently, with its templates, aliases and cache entries."""
-        group = min(self._seen, key=self._seen.__getitem__)
+        """Drop the group used least recently with its templates and aliases.
+
+        Cache entries that lead to it are left in place and recognised as stale on use, so an
+        eviction costs the size of the group, not of the caches.
+        """
+        group, _ = self._recent.popitem(last=False)
         words = self._words.pop(group)
-        del self._values[group], self._seen[group]
+        del self._values[group]
         self._branches[self._branch_key(words)].remove(group)
-        gone = {t for t, (g, _) in self._tmpl.items() if g == group}
-        for tid in gone:
-            del self._variant[self._tmpl.pop(tid)], self._count[tid]
-        self._alias = {a: b for a, b in self._alias.items() if self.resolve(b) not in gone}
-        self._exact = {k: g for k, g in self._exact.items() if g != group}
-        self._cache.clear()
+        for tid in self._members.pop(group):
+            key = self._tmpl.pop(tid, None)
+            if key is not None:
+                del self._variant[key], self._count[tid]
+            self._alias.pop(tid, None)
 
     # ------------------------------------------------------------------ state
 
     def state_dict(self) -> dict[str, Any]:
-        """The whole table as JSON-able data (the message cache is left out: it is rebuilt)."""
+        """The whole table as JSON-able data (the message and word caches are left out: rebuilt)."""
         return {
             "version": _STATE_VERSION,
             "config": {"similarity": self.similarity, "max_values": self.max_values,
                        "max_templates": self.max_templates, "max_cache": self.max_cache},
-            "tick": self._tick,
             "next_group": self._next_group,
             "next_id": self._next_id,
-            "groups": [[g, self._words[g], self._seen[g],
-                        [[pos, None if s is _MANY else sorted(s)] for pos, s in self._values[g].items()]]
-                       for g in self._words],
+            "groups": [  # least recently used first
+                [g, self._words[g], [[pos, None if v is _MANY else sorted(v)] for pos, v in self._values[g].items()],
+                 self._members[g]]
+                for g in self._recent],
             "templates": [[t, g, [list(p) for p in spec], self._count[t]] for t, (g, spec) in self._tmpl.items()],
             "alias": [[a, b] for a, b in self._alias.items()],
             "exact": [[list(k), g] for k, g in self._exact.items()],
@@ -359,9 +369,10 @@ class TemplateMiner:
         if state.get("version") != _STATE_VERSION:
             raise ValueError(f"unsupported template state version {state.get('version')!r}")
         self.__init__(**state["config"])
-        self._tick, self._next_group, self._next_id = state["tick"], state["next_group"], state["next_id"]
-        for g, words, seen, values in state["groups"]:
-            self._insert_group(g, list(words), {pos: None if s is None else set(s) for pos, s in values}, seen)
+        self._next_group, self._next_id = state["next_group"], state["next_id"]
+        for g, words, values, members in state["groups"]:
+            self._insert_group(g, list(words), {pos: _MANY if v is None else set(v) for pos, v in values},
+                               list(members))
         for t, g, spec, count in state["templates"]:
             key = (g, tuple((pos, value) for pos, value in spec))
             self._tmpl[t], self._count[t], self._variant[key] = key, count, t

@@ -103,6 +103,30 @@ def test_state_round_trip_gives_identical_subsequent_assignments():
     assert a.templates() == b.templates() and a.state_dict() == b.state_dict()
 
 
+def test_state_round_trip_under_a_tight_cap_with_evictions():
+    words = ["alpha", "beta", "gamma", "delta", "omega", "sigma", "kappa", "theta"]
+    corpus = [f"{words[i % 8]} {words[(i * 3) % 8]} step {i} of {words[(i * 5) % 7]} done" for i in range(300)]
+    a = TemplateMiner(max_templates=4)
+    a.add_many(corpus[:150])
+    b = TemplateMiner()
+    b.load_state_dict(json.loads(json.dumps(a.state_dict())))
+    assert [a.add(x) for x in corpus[150:]] == [b.add(x) for x in corpus[150:]]
+    assert len(a._words) <= 4 and a.state_dict() == b.state_dict()
+
+
+def test_many_shapes_past_the_cap_stay_fast_and_bounded():
+    m = TemplateMiner(max_templates=100, max_cache=1000)
+    def name(i: int) -> str:  # a letters-only word per i: every message starts a branch of its own
+        return "".join(chr(97 + (i // 26**k) % 26) for k in range(4))
+
+    for i in range(20_000):
+        m.add(f"{name(i)} happened after {i} ms")
+        m.add("steady heartbeat ok")  # stays recent, never evicted
+    assert len(m._words) <= 100 and len(m._cache) <= 1000 and len(m._exact) <= 1000
+    assert len(m._alias) <= sum(len(v) for v in m._members.values())
+    assert m.add("steady heartbeat ok")[0] == 1 and len(m) <= 100
+
+
 def test_memory_cap_evicts_the_least_recently_seen_and_never_reuses_ids():
     m = TemplateMiner(max_templates=3)
     kept = m.add("alpha event happened")[0]
@@ -115,8 +139,9 @@ def test_memory_cap_evicts_the_least_recently_seen_and_never_reuses_ids():
     for evicted in ("beta", "gamma"):
         with pytest.raises(KeyError):
             m.template(ids[evicted])
-    again = m.add("beta thing occurred here now")[0]
+    again = m.add("beta thing occurred here now")[0]  # its message is still cached: the entry is stale
     assert again > max(ids.values())  # an evicted shape comes back under a new id
+    assert m.template(again) == "beta thing occurred here now"
 
 
 def test_format_regex_splits_headers_like_loghub():
