@@ -16,10 +16,11 @@ let one setting serve logs it has never seen (docs/logs-traces.md has the measur
 4. **A message with literal words must share one with a template to join it**, so an all-``<*>``
    template (a bare number) does not swallow every short message of its branch.
 5. **Few-valued positions stay literal.** Where a template's position has taken at most
-   `max_values` distinct digit-free words (``startup``/``shutdown``, ``user=root``/``user=guest``,
-   ``HIGHMEM``/``LOWMEM``), each value gives its own template (a "variant" of the Drain group); once
-   the position has seen more, or a masked value, it is a parameter and its variants merge into one
-   ``<*>`` template. This is the column-cardinality idea of Brain (Yu et al., TSC 2023) in streaming
+   `max_values` distinct words (``startup``/``shutdown``, ``user=root``/``user=guest``,
+   ``(uid=<*>)``/``LOGIN(uid=<*>)``), each value gives its own template (a "variant" of the Drain
+   group). Once the position has seen more, or a bare ``<*>``, or a masked word that generalises
+   another of its words (``(<*>)`` and ``()``: the difference is inside a parameter), it is a
+   parameter and its variants merge into one ``<*>`` template. This is the column-cardinality idea of Brain (Yu et al., TSC 2023) in streaming
    form: Drain's similarity alone merges messages that differ in one enumerated word.
 
 Ids are stable: a template id, once given, keeps meaning that template. When variants merge, the
@@ -95,6 +96,16 @@ def mask_words(message: str, cache: dict[str, str] | None = None) -> list[str]:
                 continue  # one parameter list, whatever its length
         out.append(masked)
     return out
+
+
+def _shape(word: str) -> re.Pattern[str]:
+    return re.compile(".*".join(map(re.escape, word.split(WILDCARD))), re.DOTALL)
+
+
+def _covers(values: set[str]) -> bool:
+    """Whether a masked value among `values` is a generalisation of another (``(<*>)`` of ``()``)."""
+    masked = [v for v in values if WILDCARD in v]
+    return any(_shape(m).fullmatch(v) for m in masked for v in values if v != m)
 
 
 class TemplateMiner:
@@ -247,7 +258,7 @@ class TemplateMiner:
         for pos, (a, b) in enumerate(zip(tw, words)):
             if a != b and a != WILDCARD:
                 tw[pos] = WILDCARD
-                values[pos] = _MANY if WILDCARD in a else {a}
+                values[pos] = {a}
                 changed = True
         if changed:  # existing variants now carry the old word at the new positions
             self._rekey(group)
@@ -260,13 +271,9 @@ class TemplateMiner:
             if seen is _MANY:
                 continue
             word = words[pos]
-            if WILDCARD in word:
-                values[pos] = _MANY
-                collapse = True
-                continue
             if word not in seen:
                 seen.add(word)
-                if len(seen) > cap:
+                if len(seen) > cap or word == WILDCARD or _covers(seen):
                     values[pos] = _MANY
                     collapse = True
                     continue

@@ -55,6 +55,19 @@ def test_a_position_with_few_word_values_keeps_them_apart():
     assert m.templates() == {start: "cupsd startup succeeded", stop: "cupsd shutdown succeeded"}
 
 
+def test_masked_words_count_by_shape():
+    m = TemplateMiner()
+    a = m.add("session opened for user alice by (uid=0)")[0]
+    b = m.add("session opened for user alice by LOGIN(uid=0)")[0]
+    assert a != b  # two shapes: two templates
+    m2 = TemplateMiner()
+    c = m2.add("connection from 10.0.0.1 (host.example) at noon")[0]
+    d = m2.add("connection from 10.0.0.2 () at noon")[0]
+    e = m2.add("connection from 10.0.0.3 (10.0.0.3) at noon")[0]  # (<*>) generalises () : a parameter
+    assert m2.resolve(c) == m2.resolve(d) == m2.resolve(e) == c
+    assert m2.template(c) == "connection from <*> <*> at noon"
+
+
 def test_different_messages_do_not_merge():
     m = TemplateMiner()
     a = m.add("Session opened for user root")[0]
