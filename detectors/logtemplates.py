@@ -20,8 +20,9 @@ let one setting serve logs it has never seen (docs/logs-traces.md has the measur
    ``(uid=<*>)``/``LOGIN(uid=<*>)``), each value gives its own template (a "variant" of the Drain
    group). Once the position has seen more, or a bare ``<*>``, or a masked word that generalises
    another of its words (``(<*>)`` and ``()``: the difference is inside a parameter), it is a
-   parameter and its variants merge into one ``<*>`` template. This is the column-cardinality idea of Brain (Yu et al., TSC 2023) in streaming
-   form: Drain's similarity alone merges messages that differ in one enumerated word.
+   parameter and its variants merge into one ``<*>`` template. This is the column-cardinality idea
+   of Brain (Yu et al., TSC 2023) in streaming form: Drain's similarity alone merges messages that
+   differ in one enumerated word.
 
 Ids are stable: a template id, once given, keeps meaning that template. When variants merge, the
 oldest id stays and the others become aliases of it (`resolve`, and `template` follows them).
@@ -51,7 +52,8 @@ _MANY = None  # a position's value set once it is a parameter
 _IN_WORD = re.compile(
     r"(?<![\w+.-])[a-zA-Z][a-zA-Z0-9+.-]*://\S+"    # URL
     r"|(?<![\w.])/(?:[\w.~@%+-]+/)+[\w.~@%+-]*"     # absolute path, >= 2 parts
-    r"|(?<![\w+-])(?<!(?<!\.)\.)(?:[\w+-]|(?<!\.)\.(?!\.))*\d(?:[\w+-]|(?<!\.)\.(?!\.))*"  # a run with a digit (".." ends it)
+    # a run of word characters, "+", "-" and single dots holding a digit ("..." ends a run)
+    r"|(?<![\w+-])(?<!(?<!\.)\.)(?:[\w+-]|(?<!\.)\.(?!\.))*\d(?:[\w+-]|(?<!\.)\.(?!\.))*"
     r"|\b[a-fA-F]{8,}\b"                            # long hex run without digits
     r"|(?<![\w./-])[\w$-]+(?:\.[\w$-]+)*/\.?[\w$-]+(?:[./][\w$-]+)*"   # relative path a/b.c
 )
@@ -115,8 +117,8 @@ class TemplateMiner:
         similarity: share of a group's positions a message must match (a ``<*>`` matches anything)
             to join it; Drain's ``st``. On loghub-dev 0.6 and 0.7 give the same average, 0.5 half a
             point less.
-        max_values: a position with at most this many distinct digit-free words keeps them as
-            separate templates (module docstring, point 5).
+        max_values: a position with at most this many distinct words (masked ones by shape) keeps
+            them as separate templates (module docstring, point 5).
         max_templates: cap on live groups; past it the group used least recently is evicted.
         max_cache: cap on each lookup cache (cleared when full).
     """
