@@ -160,6 +160,17 @@ def _forecast(args: argparse.Namespace) -> int:
     return 0
 
 
+def _logs_parse(args: argparse.Namespace) -> int:
+    from aiops.logparse import parse_lines, read_lines
+
+    try:
+        parse_lines(read_lines(sys.stdin.buffer), sys.stdout, args.log_format)
+    except ValueError as exc:  # an unusable --format
+        print(f"aiops logs parse: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _backtest(args: argparse.Namespace) -> int:
     import json as json_module
 
@@ -377,6 +388,21 @@ def build_parser() -> argparse.ArgumentParser:
     executor.add_argument("--config", type=Path, help="settings file (default: $AIOPS_CONFIG)")
     executor.set_defaults(run=_executor)
 
+    logs = sub.add_parser("logs", help="work with log lines", description="Work with log lines.")
+    logs_sub = logs.add_subparsers(dest="logs_command", required=True, metavar="ACTION")
+    parse = logs_sub.add_parser(
+        "parse",
+        help="print one template per log line read on stdin (variable parts as <*>)",
+        description="Read log lines on stdin (LF or CRLF) and print, for each, its template with variable "
+        "parts written <*>, in order, exactly one line per input line. Lines are mined as one stream "
+        "(detectors.logtemplates) and each is printed with its template as it stands after all lines "
+        "were seen. With --format, each line's header is split off first and only the message is mined.",
+    )
+    parse.add_argument("--format", dest="log_format",
+                       help="Loghub-style header format, e.g. '<Date> <Time> <Level> <Component>: <Content>' "
+                       "(default: each line is the message)")
+    parse.set_defaults(run=_logs_parse)
+
     version = sub.add_parser("version", help="print the version", description="Print the version of aiops.")
     version.set_defaults(run=lambda a: print(f"aiops {__version__}") or 0)
     return parser
@@ -384,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command in ("forecast", "version"):  # no settings involved
+    if args.command in ("forecast", "logs", "version"):  # no settings involved
         return args.run(args)
     from aiops.config_loader import ConfigError
 

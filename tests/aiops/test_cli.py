@@ -14,7 +14,8 @@ from aiops.cli import build_parser
 from aiops.logs import JsonFormatter
 
 
-@pytest.mark.parametrize("argv", [[], ["serve"], ["demo"], ["config"], ["config", "validate"], ["version"]])
+@pytest.mark.parametrize("argv", [[], ["serve"], ["demo"], ["config"], ["config", "validate"], ["logs"], ["logs", "parse"],
+                                  ["version"]])
 def test_help_of_every_command_says_what_it_does(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
         build_parser().parse_args([*argv, "--help"])
