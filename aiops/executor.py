@@ -202,8 +202,9 @@ class Executor:
         while not self._stop.is_set():
             with self.store.begin() as conn:
                 ex = self._row(conn, execution_id)
-            if ex is None or ex["lease_owner"] != self.owner or ex["state"] not in _WORKING:
-                return
+                halted = ex is not None and not ex["dry_run"] and kill_switch(conn, self.settings) is not None
+            if ex is None or ex["lease_owner"] != self.owner or ex["state"] not in _WORKING or halted:
+                return  # (the kill switch stops it before its next step; it waits where it stands)
             runbook = self.runbooks.get(ex["runbook"])
             now = self.clock()
             if runbook is None:
