@@ -31,7 +31,7 @@ from aiops.settings import ForecastingSettings, ForecastRule
 from aiops.store import StoreEngine
 from aiops.store.schema import forecasts
 from detectors import MetricBatch
-from forecasting import crossing_times, forecast_many
+from forecasting import ForecastBatch, crossing_times, forecast, forecast_many
 from forecasting.linear import predict_linear
 from ingest.registry import SeriesRegistry
 
@@ -165,6 +165,8 @@ class ForecastService:
                 window = max(int(round(rule.window_s / step)), 2)
                 batch = predict_linear(X, horizon, step=step, last_ts=last_ts, window=window, level=self.settings.level,
                                        resets=rule.kind == "gauge")
+            elif rule.method != "auto":
+                batch = _library_batch(X, horizon, step, last_ts, self.settings.level, rule)
             else:
                 batch = forecast_many(X, horizon, step=step, last_ts=last_ts, level=self.settings.level,
                                       resets=rule.kind == "gauge")
@@ -213,6 +215,20 @@ class ForecastService:
             severity="critical" if soon else "warning", detector="forecast",
             explanation={"detectors": {"forecast": 1.0}, "forecast": forecast}, alert_kind="predictive",
         )
+
+
+def _library_batch(X: np.ndarray, horizon: int, step: float, last_ts: float, level: float, rule: ForecastRule):
+    """A library model (Holt-Winters, ETS, Prophet) fitted to each series: a loop over series, as
+    those models fit one series at a time; meant for the few series a rule names it for, off the ingest path."""
+    ts = last_ts - step * np.arange(X.shape[1] - 1, -1, -1)
+    rows = [forecast(x, horizon, ts=ts, step=step, model=rule.method, level=level, resets=rule.kind == "gauge")
+            for x in X]
+    first = rows[0]
+    return ForecastBatch(
+        first.ts, np.vstack([r.yhat for r in rows]), np.vstack([r.lower for r in rows]), np.vstack([r.upper for r in rows]),
+        [r.model for r in rows], np.array([r.backtest_error for r in rows]), level,
+        [r.status for r in rows], [r.reason for r in rows],
+    )
 
 
 def _rates(X: np.ndarray, step: float) -> np.ndarray:

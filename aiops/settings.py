@@ -404,8 +404,9 @@ class ForecastRule(_Section):
     lead_time_s: float = Field(6 * 3600.0, gt=0, description="alert when the likely crossing is closer than this")
     horizon_s: float = Field(24 * 3600.0, gt=0, description="how far ahead to forecast")
     kind: Literal["gauge", "counter"] = Field("gauge", description="counter: forecast its per-second rate")
-    method: Literal["auto", "linear"] = Field(
-        "auto", description="auto: chosen per series by backtest; linear: a line through the last window_s (predict_linear)"
+    method: Literal["auto", "linear", "holt_winters", "ets", "prophet"] = Field(
+        "auto", description="auto: chosen per series by backtest; linear: a line through the last window_s "
+        "(predict_linear); holt_winters, ets, prophet: that library model, fitted per series (slower: few series)",
     )
     window_s: float = Field(3600.0, gt=0, description="for method linear: how much recent history the line is fit to")
 

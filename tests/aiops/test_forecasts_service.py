@@ -108,3 +108,16 @@ def test_a_filling_disk_alerts_before_it_is_full_and_a_steady_one_never(tmp_path
         _drain(service)
         _run(service, clock)
         assert [a for a in _predictive(client) if a["labels"]["__name__"] == "disk_used_percent"] == []
+
+
+def test_a_rule_may_name_a_library_model_fitted_per_series():
+    from aiops.forecasts import _library_batch
+    from aiops.settings import ForecastRule
+
+    t = np.arange(0, 10 * DAY, 3600.0)
+    X = np.vstack([50 + 0.5 * t / 3600 + 5 * np.sin(2 * np.pi * t / DAY), np.r_[np.full(len(t) - 3, np.nan), 1.0, 2, 3]])
+    rule = ForecastRule(selector="{}", threshold=300, method="holt_winters")
+    batch = _library_batch(X, 24, 3600.0, float(t[-1]), 0.8, rule)
+    assert batch.model == ["holt_winters", "none"] and batch.status == ["ok", "too_short"]
+    assert batch.ts[0] == t[-1] + 3600 and abs(batch.yhat[0, 23] - (50 + 0.5 * (t[-1] + 24 * 3600) / 3600)) < 6
+    assert np.all(batch.lower[0] <= batch.yhat[0]) and np.all(batch.yhat[0] <= batch.upper[0])
