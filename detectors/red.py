@@ -1,0 +1,181 @@
+"""Traces to RED metrics and a service map, vectorized over spans.
+
+Spans become, per (service, operation) and per interval, a request rate, an error ratio and latency
+quantiles (p50, p95, p99) — the series the metric detectors watch — and, from parent/child spans that
+cross services, the edges of the service dependency map with their call rate, error ratio and p95
+latency. A caller edge seen for the first time is reported once, as an event.
+
+Everything is computed with numpy over the batch: spans are grouped by a lexsort on (group, duration)
+and quantiles are read at computed positions inside each group, so the cost is a sort, not a loop
+over services or operations. A span's parent may arrive in an earlier batch: the aggregator keeps the
+service of recent span ids (bounded, oldest forgotten first) to resolve it.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["EdgeStats", "RedAggregator", "RedPoints", "SpanBatch", "quantiles_by_group"]
+
+QUANTILES = (0.5, 0.95, 0.99)
+
+
+@dataclass(frozen=True)
+class SpanBatch:
+    """Spans as parallel arrays; services and operations as names (interned by the aggregator)."""
+
+    span_id: np.ndarray  # object or bytes: ids as given (hex strings in OTLP/JSON)
+    parent_id: np.ndarray  # "" (or None) for a root span
+    service: np.ndarray  # str
+    operation: np.ndarray  # str
+    end_s: np.ndarray  # float64, unix seconds
+    duration_ms: np.ndarray  # float64
+    error: np.ndarray  # bool
+
+    def __len__(self) -> int:
+        return len(self.end_s)
+
+
+@dataclass(frozen=True)
+class RedPoints:
+    """Closed intervals' figures, one row per (service, operation, interval)."""
+
+    service: list[str]
+    operation: list[str]
+    interval_end: np.ndarray  # float64: the interval's end (the point's timestamp)
+    rate: np.ndarray  # requests per second
+    error_ratio: np.ndarray
+    p50_ms: np.ndarray
+    p95_ms: np.ndarray
+    p99_ms: np.ndarray
+
+
+@dataclass
+class EdgeStats:
+    calls: int = 0
+    errors: int = 0
+    p95_ms: float = float("nan")
+    first_seen: float = float("nan")
+    last_seen: float = float("nan")
+
+    @property
+    def error_ratio(self) -> float:
+        return self.errors / self.calls if self.calls else 0.0
+
+
+def quantiles_by_group(group: np.ndarray, values: np.ndarray, qs: tuple[float, ...] = QUANTILES
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(groups, counts, quantiles[len(groups), len(qs)]) of `values` per `group` (non-negative ints).
+
+    Nearest-rank on the sorted values of each group (the value at position ⌈q·n⌉ − 1), as latency
+    SLOs count requests: p95 is a latency that 95% of requests did not exceed.
+    """
+    order = np.lexsort((values, group))
+    g, v = group[order], values[order]
+    groups, start, counts = np.unique(g, return_index=True, return_counts=True)
+    ranks = np.ceil(np.asarray(qs)[None, :] * counts[:, None]).astype(np.int64) - 1
+    pos = start[:, None] + np.clip(ranks, 0, (counts - 1)[:, None])
+    return groups, counts, v[pos]
+
+
+@dataclass
+class RedAggregator:
+    """Accumulates spans into `interval_s` buckets; `add` returns the intervals that have closed.
+
+    An interval closes once a span ends `grace_s` past its end (late spans up to then still count).
+    """
+
+    interval_s: float = 60.0
+    grace_s: float = 30.0
+    max_span_ids: int = 200_000
+    _names: dict[tuple[str, str], int] = field(default_factory=dict)
+    _keys: list[tuple[str, str]] = field(default_factory=list)
+    _open: dict[float, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = field(default_factory=dict)
+    _span_service: OrderedDict = field(default_factory=OrderedDict)
+    _watermark: float = float("-inf")
+    edges: dict[tuple[str, str], EdgeStats] = field(default_factory=dict)
+
+    def add(self, spans: SpanBatch) -> tuple[RedPoints | None, list[tuple[str, str]]]:
+        """Fold spans in; returns the closed intervals' RED points (or None) and caller→callee edges seen
+        for the first time."""
+        if not len(spans):
+            return None, []
+        keys = np.fromiter((self._intern(s, o) for s, o in zip(spans.service, spans.operation)), np.int64, len(spans))
+        bucket = np.floor(spans.end_s / self.interval_s) * self.interval_s
+        for b in np.unique(bucket):  # a loop over intervals (time steps), a few per batch
+            here = bucket == b
+            self._open.setdefault(float(b), []).append((keys[here], spans.duration_ms[here], spans.error[here]))
+        new_edges = self._edges(spans)
+        self._watermark = max(self._watermark, float(spans.end_s.max()))
+        return self._close(self._watermark - self.grace_s), new_edges
+
+    def flush(self) -> RedPoints | None:
+        """Close every open interval (at shutdown, or in tests)."""
+        return self._close(float("inf"))
+
+    def _intern(self, service: str, operation: str) -> int:
+        key = (str(service), str(operation))
+        code = self._names.get(key)
+        if code is None:
+            code = self._names[key] = len(self._keys)
+            self._keys.append(key)
+        return code
+
+    def _close(self, before: float) -> RedPoints | None:
+        done = sorted(b for b in self._open if b + self.interval_s <= before)
+        if not done:
+            return None
+        out = {k: [] for k in ("svc", "op", "end", "rate", "err", "q")}
+        for b in done:  # a loop over closed intervals
+            parts = self._open.pop(b)
+            keys = np.concatenate([p[0] for p in parts])
+            durations = np.concatenate([p[1] for p in parts])
+            errors = np.concatenate([p[2] for p in parts])
+            groups, counts, q = quantiles_by_group(keys, durations)
+            failed = np.bincount(keys, weights=errors.astype(np.float64), minlength=len(self._keys))[groups]
+            out["svc"] += [self._keys[g][0] for g in groups]
+            out["op"] += [self._keys[g][1] for g in groups]
+            out["end"].append(np.full(len(groups), b + self.interval_s))
+            out["rate"].append(counts / self.interval_s)
+            out["err"].append(failed / counts)
+            out["q"].append(q)
+        q = np.vstack(out["q"])
+        return RedPoints(out["svc"], out["op"], np.concatenate(out["end"]), np.concatenate(out["rate"]),
+                         np.concatenate(out["err"]), q[:, 0], q[:, 1], q[:, 2])
+
+    def _edges(self, spans: SpanBatch) -> list[tuple[str, str]]:
+        """Caller → callee edges from parents whose service differs; remembers span ids for later children."""
+        for sid, svc in zip(spans.span_id.tolist(), spans.service.tolist()):  # ids → service: a dict, bounded
+            self._span_service[sid] = svc
+        while len(self._span_service) > self.max_span_ids:
+            self._span_service.popitem(last=False)
+        new: list[tuple[str, str]] = []
+        has_parent = np.array([bool(p) for p in spans.parent_id.tolist()], dtype=bool)
+        if not has_parent.any():
+            return new
+        idx = np.flatnonzero(has_parent)
+        callers = np.array([self._span_service.get(p, "") for p in spans.parent_id[idx].tolist()], dtype=object)
+        cross = (callers != "") & (callers != spans.service[idx])
+        if not cross.any():
+            return new
+        idx, callers = idx[cross], callers[cross]
+        pair = np.array([f"{c}\x1f{s}" for c, s in zip(callers, spans.service[idx])], dtype=object)
+        codes, inverse = np.unique(pair, return_inverse=True)
+        _, counts, q = quantiles_by_group(inverse, spans.duration_ms[idx], (0.95,))
+        errors = np.bincount(inverse, weights=spans.error[idx].astype(np.float64))
+        last = np.zeros(len(codes))
+        np.maximum.at(last, inverse, spans.end_s[idx])
+        for k, code in enumerate(codes.tolist()):  # a loop over distinct edges in the batch (a handful)
+            edge = tuple(code.split("\x1f"))
+            stats = self.edges.get(edge)
+            if stats is None:
+                stats = self.edges[edge] = EdgeStats(first_seen=float(last[k]))
+                new.append(edge)
+            stats.calls += int(counts[k])
+            stats.errors += int(errors[k])
+            stats.p95_ms = float(q[k, 0])
+            stats.last_seen = float(last[k])
+        return new

@@ -1,0 +1,71 @@
+"""Traces → RED metrics and service-map edges: known answers, late spans, parents from earlier batches."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from detectors.red import RedAggregator, SpanBatch, quantiles_by_group
+
+
+def _spans(rows) -> SpanBatch:
+    """rows: (span id, parent id, service, operation, end s, duration ms, error)"""
+    cols = list(zip(*rows))
+    return SpanBatch(np.array(cols[0], dtype=object), np.array(cols[1], dtype=object), np.array(cols[2], dtype=object),
+                     np.array(cols[3], dtype=object), np.array(cols[4], dtype=float), np.array(cols[5], dtype=float),
+                     np.array(cols[6], dtype=bool))
+
+
+def test_nearest_rank_quantiles_per_group_match_a_per_group_reference():
+    rng = np.random.default_rng(0)
+    group = rng.integers(0, 7, 5000)
+    values = rng.exponential(100, 5000)
+    groups, counts, q = quantiles_by_group(group, values)
+    for g, n, row in zip(groups, counts, q):
+        mine = np.sort(values[group == g])
+        expected = [mine[int(np.ceil(p * n)) - 1] for p in (0.5, 0.95, 0.99)]
+        np.testing.assert_array_equal(row, expected)
+
+
+def test_rate_error_ratio_and_latency_per_service_operation_and_interval():
+    agg = RedAggregator(interval_s=60, grace_s=10)
+    rows = [(f"s{i}", "", "checkout", "GET /cart", 1_000_000_000 + i * 0.5, float(i + 1), i % 10 == 0) for i in range(100)]
+    rows += [("p1", "", "search", "query", 1_000_000_030.0, 40.0, False)]
+    first, new_edges = agg.add(_spans(rows))
+    # intervals are aligned to the minute: [..959_960, ..000_020) holds spans 0..39 and is closed (the
+    # latest span ends at ..049.5, past its end plus the 10 s grace); [..020, ..080) is still open
+    assert new_edges == [] and first.service == ["checkout"] and first.interval_end[0] == 1_000_000_020.0
+    assert (first.rate[0], first.error_ratio[0], first.p50_ms[0], first.p95_ms[0]) == (40 / 60, 4 / 40, 20.0, 38.0)
+    points, _ = agg.add(_spans([("late", "", "checkout", "GET /cart", 1_000_000_100.0, 5.0, False)]))
+    assert points is not None
+    by = {(s, o): i for i, (s, o) in enumerate(zip(points.service, points.operation))}
+    i = by[("checkout", "GET /cart")]
+    # interval [1_000_000_020, 1_000_000_080): spans i = 40..99 end in it (end = 1e9 + i/2 s)
+    assert points.interval_end[i] == 1_000_000_080.0
+    assert points.rate[i] == 60 / 60 and points.error_ratio[i] == 6 / 60  # i % 10 == 0 among 40..99
+    assert (points.p50_ms[i], points.p95_ms[i], points.p99_ms[i]) == (70.0, 97.0, 100.0)  # durations 41..100
+    assert points.rate[by[("search", "query")]] == 1 / 60
+    rest = agg.flush()
+    assert sorted(set(rest.service)) == ["checkout"]
+
+
+def test_cross_service_edges_with_parents_from_earlier_batches_and_new_edge_events():
+    agg = RedAggregator(interval_s=60)
+    _, new = agg.add(_spans([("a", "", "gateway", "GET /", 100.0, 50.0, False),
+                             ("b", "a", "checkout", "GET /cart", 100.0, 30.0, False),
+                             ("c", "b", "checkout", "db.query", 100.0, 5.0, False)]))  # same service: no edge
+    assert new == [("gateway", "checkout")]
+    _, new = agg.add(_spans([("d", "b", "payments", "charge", 101.0, 20.0, True),   # parent b from the last batch
+                             ("e", "b", "payments", "charge", 102.0, 80.0, False),
+                             ("f", "zz", "search", "q", 102.0, 1.0, False)]))        # unknown parent: no edge
+    assert new == [("checkout", "payments")]
+    edge = agg.edges[("checkout", "payments")]
+    assert (edge.calls, edge.errors, edge.error_ratio, edge.p95_ms) == (2, 1, 0.5, 80.0)
+    _, new = agg.add(_spans([("g", "b", "payments", "charge", 103.0, 10.0, False)]))
+    assert new == [] and agg.edges[("checkout", "payments")].calls == 3
+
+
+def test_span_id_memory_is_bounded():
+    agg = RedAggregator(max_span_ids=100)
+    rows = [(f"id{i}", "", "svc", "op", 10.0 + i, 1.0, False) for i in range(1000)]
+    agg.add(_spans(rows))
+    assert len(agg._span_service) == 100 and "id999" in agg._span_service and "id0" not in agg._span_service
