@@ -50,6 +50,7 @@ import math
 import re
 import zlib
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -135,6 +136,9 @@ def quantile_name(q: float) -> str:
     return "p" + text.replace(".", "_")
 
 
+_QUANTILE_SUFFIXES = tuple("_" + quantile_name(q) for q in _QUANTILES)
+
+
 class _Out:
     """Columns of one request's output, its rejections and its pending state."""
 
@@ -149,8 +153,68 @@ class _Out:
         self.index = 0
 
 
+class _Point(msgspec.Struct, rename="camel", gc=False):
+    """Any kind of data point; fields stay untyped so that a bad value rejects this point only."""
+
+    attributes: msgspec.Raw = msgspec.Raw(b"[]")
+    time_unix_nano: Any = None
+    start_time_unix_nano: Any = None
+    as_double: Any = None
+    as_int: Any = None
+    flags: Any = None
+    count: Any = None
+    bucket_counts: Any = None
+    explicit_bounds: Any = None
+    scale: Any = None
+    zero_count: Any = None
+    zero_threshold: Any = None
+    positive: Any = None
+    negative: Any = None
+    quantile_values: Any = None
+
+
+class _Data(msgspec.Struct, rename="camel", gc=False):
+    data_points: list[_Point] | None = None
+    aggregation_temporality: Any = 0
+    is_monotonic: Any = False
+
+
+class _Metric(msgspec.Struct, rename="camel", gc=False):
+    name: Any = None
+    gauge: _Data | None = None
+    sum: _Data | None = None
+    histogram: _Data | None = None
+    exponential_histogram: _Data | None = None
+    summary: _Data | None = None
+
+
+class _ScopeMetrics(msgspec.Struct, rename="camel", gc=False):
+    metrics: list[_Metric] | None = None
+
+
+class _Resource(msgspec.Struct, rename="camel", gc=False):
+    attributes: msgspec.Raw = msgspec.Raw(b"[]")
+
+
+class _ResourceMetrics(msgspec.Struct, rename="camel", gc=False):
+    resource: _Resource | None = None
+    scope_metrics: list[_ScopeMetrics] | None = None
+
+
+class _Request(msgspec.Struct, rename="camel", gc=False):
+    resource_metrics: list[_ResourceMetrics] | None = None
+
+
+_NO_RESOURCE = _Resource()
+_CACHE_LIMIT = 1_000_000
+
+
 class OtlpMetricsDecoder:
     """Turns ExportMetricsServiceRequest JSON bodies into batches, interning series through `registry`.
+
+    The body is decoded by msgspec into typed structs down to the data points, whose fields stay
+    untyped so each is checked on its own; a series is looked up by its output name and the raw JSON
+    of its resource and point attributes, so labels are only built for a series not seen before.
 
     max_future_skew_s: points stamped further than this into the future are rejected.
     max_state: counter/histogram states kept; past it the least recently updated are dropped (that
@@ -162,40 +226,30 @@ class OtlpMetricsDecoder:
         self.max_future_skew_s = max_future_skew_s
         self.max_state = max_state
         self._state: dict[int, tuple] = {}
+        self._sids: dict[tuple[str, bytes, bytes], int] = {}  # (name, resource attrs JSON, point attrs JSON) → id
+        self._resources: dict[bytes, dict[str, str] | _Bad] = {}
         self._metric_names: dict[str, str] = {}
         self._label_names: dict[str, str] = {}
+        self._decoder = msgspec.json.Decoder(_Request)
 
     def decode(self, body: bytes, now: float) -> DecodedMetrics:
         try:
-            doc = msgspec.json.decode(body)
+            request = self._decoder.decode(body)
+        except msgspec.ValidationError as exc:
+            raise OtlpBodyError(400, f"not an ExportMetricsServiceRequest: {exc}") from exc
         except msgspec.DecodeError as exc:
             raise OtlpBodyError(400, f"malformed JSON: {exc}") from exc
-        if not isinstance(doc, dict):
-            raise OtlpBodyError(400, "expected an ExportMetricsServiceRequest object")
         out = _Out()
-        for rm in _list(doc, "resourceMetrics", "request"):
-            if not isinstance(rm, dict):
-                raise OtlpBodyError(400, "resourceMetrics: expected objects")
-            resource = rm.get("resource") or {}
-            try:
-                if not isinstance(resource, dict):
-                    raise _Bad("resource", "expected an object")
-                base = self._labels(resource.get("attributes"))
-            except _Bad as bad:
-                base = bad
-            if isinstance(base, dict) and "service_name" in base:
-                base["service"] = base["service_name"]  # what incidents group by
-            for sm in _list(rm, "scopeMetrics", "resourceMetrics"):
-                if not isinstance(sm, dict):
-                    raise OtlpBodyError(400, "scopeMetrics: expected objects")
-                for metric in _list(sm, "metrics", "scopeMetrics"):
-                    if not isinstance(metric, dict):
-                        raise OtlpBodyError(400, "metrics: expected objects")
-                    self._metric(metric, base, now, out)
-        rejected = out.rejected
-        ids = np.array(out.ids, dtype=np.int64)
-        batch = MetricBatch.from_arrays(ids, np.array(out.ts, dtype=np.float64), np.array(out.values, dtype=np.float64))
-        return DecodedMetrics(batch=batch, total=out.index, rejected=rejected, pending=out.pending)
+        for rm in request.resource_metrics or ():
+            res_raw = bytes((rm.resource or _NO_RESOURCE).attributes)
+            base = self._resource_labels(res_raw)
+            for sm in rm.scope_metrics or ():
+                for metric in sm.metrics or ():
+                    self._metric(metric, res_raw, base, now, out)
+        batch = MetricBatch.from_arrays(
+            np.array(out.ids, dtype=np.int64), np.array(out.ts, dtype=np.float64), np.array(out.values, dtype=np.float64)
+        )
+        return DecodedMetrics(batch=batch, total=out.index, rejected=out.rejected, pending=out.pending)
 
     def commit(self, decoded: DecodedMetrics) -> None:
         """Apply the counter/histogram state of a decoded request whose batch was accepted."""
@@ -208,19 +262,15 @@ class OtlpMetricsDecoder:
 
     # -- one metric ------------------------------------------------------------------------------
 
-    def _metric(self, metric: dict, base: dict | _Bad, now: float, out: _Out) -> None:
+    def _metric(self, metric: _Metric, res_raw: bytes, base: dict | _Bad, now: float, out: _Out) -> None:
         kind, data = _kind_of(metric)
-        points = data.get("dataPoints", []) if isinstance(data, dict) else None
-        if not isinstance(points, list):
-            points = [None]  # a metric of unknown kind or shape counts as one rejected point
-        raw_name = metric.get("name")
+        points = (data.data_points or []) if data is not None else [None]  # no data: one rejected point
+        raw_name = metric.name
         try:
             if isinstance(base, _Bad):
                 raise base
             if kind is None:
                 raise _Bad("metric", "none of gauge, sum, histogram, exponentialHistogram, summary")
-            if not isinstance(data, dict) or not isinstance(data.get("dataPoints", []), list):
-                raise _Bad(kind, "expected an object with a dataPoints array")
             if not isinstance(raw_name, str) or not raw_name or len(raw_name) > _MAX_NAME:
                 raise _Bad("name", f"must be a non-empty string of at most {_MAX_NAME} characters")
             handler = self._handler(kind, data)
@@ -231,57 +281,59 @@ class OtlpMetricsDecoder:
                 out.index += 1
             return
         name = self._metric_name(raw_name)
+        horizon = (now + self.max_future_skew_s) * 1e9
         for point in points:
             try:
-                if not isinstance(point, dict):
-                    raise _Bad("dataPoint", "expected an object")
-                if int(_uint(point, "flags") or 0) & _NO_RECORDED_VALUE:
+                if point.flags is not None and _uint(point.flags, "flags") & _NO_RECORDED_VALUE:
                     out.index += 1
                     continue
-                labels = self._labels(point.get("attributes"), dict(base))
-                t = _uint(point, "timeUnixNano")
+                t = point.time_unix_nano
+                t = _uint(t, "timeUnixNano") if t is not None else 0
                 if not t:
                     raise _Bad("timeUnixNano", "required")
-                if t / 1e9 > now + self.max_future_skew_s:
+                if t > horizon:
                     raise _Bad("timeUnixNano", f"is {t / 1e9 - now:.0f} s in the future; "
                                                f"at most {self.max_future_skew_s:g} s is allowed")
-                handler(name, labels, point, t, _uint(point, "startTimeUnixNano") or 0, out)
+                start = point.start_time_unix_nano
+                start = _uint(start, "startTimeUnixNano") if start is not None else 0
+                handler(name, (res_raw, bytes(point.attributes), base), point, t, start, out)
             except _Bad as bad:
                 out.rejected.append(Rejection(out.index, bad.field, f"metric {raw_name!r}: {bad.reason}"))
             except SeriesLimitReached as exc:
                 out.rejected.append(Rejection(out.index, "name", str(exc)))
             out.index += 1
 
-    def _handler(self, kind: str, data: dict):
+    def _handler(self, kind: str, data: _Data):
         if kind == "gauge":
             return self._gauge
         if kind == "summary":
             return self._summary
-        temporality = data.get("aggregationTemporality", 0)
-        if temporality not in (_DELTA, _CUMULATIVE):
+        temporality = data.aggregation_temporality
+        if temporality not in (_DELTA, _CUMULATIVE) or isinstance(temporality, bool):
             raise _Bad("aggregationTemporality", f"must be 1 (DELTA) or 2 (CUMULATIVE), got {temporality!r}")
         if kind == "sum":
             if temporality == _DELTA:
                 return self._delta_sum
-            return self._counter if data.get("isMonotonic") is True else self._gauge
+            return self._counter if data.is_monotonic is True else self._gauge
         if kind == "histogram":
             return self._histogram if temporality == _CUMULATIVE else self._delta_histogram
         return self._exp_histogram if temporality == _CUMULATIVE else self._delta_exp_histogram
 
     # -- number points ---------------------------------------------------------------------------
 
-    def _gauge(self, name, labels, point, t, start, out) -> None:
-        self._emit(out, name, labels, t, _number_value(point))
+    def _gauge(self, name, series, point, t, start, out) -> None:
+        self._emit(out, name, series, t, _number_value(point))
 
-    def _delta_sum(self, name, labels, point, t, start, out) -> None:
+    def _delta_sum(self, name, series, point, t, start, out) -> None:
         value = _number_value(point)
         if not 0 < start < t:
             raise _Bad("startTimeUnixNano", "a delta sum needs a start time before timeUnixNano")
-        self._emit(out, name + "_rate", labels, t, value / ((t - start) / 1e9))
+        self._emit(out, name + "_rate", series, t, value / ((t - start) / 1e9))
 
-    def _counter(self, name, labels, point, t, start, out) -> None:
-        value = _number_value(point)
-        sid = self._intern(name + "_rate", labels)
+    def _counter(self, name, series, point, t, start, out, value: float | None = None) -> None:
+        if value is None:
+            value = _number_value(point)
+        sid = self._sid(name + "_rate", series)
         prev = self._prev(out, sid)
         if prev is not None and t <= prev[1]:
             return  # a point already seen (a retry) or older than the last: nothing new
@@ -297,20 +349,20 @@ class OtlpMetricsDecoder:
 
     # -- histograms ------------------------------------------------------------------------------
 
-    def _histogram(self, name, labels, point, t, start, out) -> None:
+    def _histogram(self, name, series, point, t, start, out) -> None:
         bounds, counts = _explicit_buckets(point)
-        self._cumulative_buckets(name, labels, point, t, start, out, (bounds,), counts, _explicit_edges(bounds))
+        self._cumulative_buckets(name, series, point, t, start, out, (bounds,), counts, _explicit_edges(bounds))
 
-    def _delta_histogram(self, name, labels, point, t, start, out) -> None:
+    def _delta_histogram(self, name, series, point, t, start, out) -> None:
         bounds, counts = _explicit_buckets(point)
-        self._delta_buckets(name, labels, point, t, start, out, counts, _explicit_edges(bounds))
+        self._delta_buckets(name, series, point, t, start, out, counts, _explicit_edges(bounds))
 
-    def _exp_histogram(self, name, labels, point, t, start, out) -> None:
+    def _exp_histogram(self, name, series, point, t, start, out) -> None:
         scale, buckets = _exp_buckets(point)
         # state holds the buckets as {(sign, index): count} at `scale`; compared after a common downscale
-        sid = self._intern(name + "_count_rate", labels)
+        sid = self._sid(name + "_count_rate", series)
         prev = self._prev(out, sid)
-        count = float(_uint(point, "count") or 0)
+        count = _count(point)
         if prev is not None and t <= prev[1]:
             return
         out.pending[sid] = (start, t, count, scale, buckets)
@@ -327,20 +379,20 @@ class OtlpMetricsDecoder:
         else:
             since, dcount = p_t, count - p_count
         self._put(out, sid, t, dcount / ((t - since) / 1e9))
-        self._quantiles(out, name, labels, t, *_exp_edges(diff, low, point))
+        self._quantiles(out, name, series, t, *_exp_edges(diff, low, point))
 
-    def _delta_exp_histogram(self, name, labels, point, t, start, out) -> None:
+    def _delta_exp_histogram(self, name, series, point, t, start, out) -> None:
         scale, buckets = _exp_buckets(point)
         if not 0 < start < t:
             raise _Bad("startTimeUnixNano", "a delta histogram needs a start time before timeUnixNano")
-        count = float(_uint(point, "count") or 0)
-        self._emit(out, name + "_count_rate", labels, t, count / ((t - start) / 1e9))
-        self._quantiles(out, name, labels, t, *_exp_edges(buckets, scale, point))
+        count = _count(point)
+        self._emit(out, name + "_count_rate", series, t, count / ((t - start) / 1e9))
+        self._quantiles(out, name, series, t, *_exp_edges(buckets, scale, point))
 
-    def _cumulative_buckets(self, name, labels, point, t, start, out, shape, counts, edges) -> None:
-        sid = self._intern(name + "_count_rate", labels)
+    def _cumulative_buckets(self, name, series, point, t, start, out, shape, counts, edges) -> None:
+        sid = self._sid(name + "_count_rate", series)
         prev = self._prev(out, sid)
-        count = float(_uint(point, "count") or 0)
+        count = _count(point)
         if prev is not None and t <= prev[1]:
             return
         out.pending[sid] = (start, t, count, shape, counts)
@@ -349,33 +401,33 @@ class OtlpMetricsDecoder:
         p_start, p_t, p_count, p_shape, p_counts = prev
         if p_shape != shape:  # bucket layout changed: no common ground, prime again
             return
-        diff = counts - p_counts if len(counts) == len(p_counts) else counts
-        if count < p_count or (start and p_start and start != p_start) or (diff < 0).any():
+        diff = [c - p for c, p in zip(counts, p_counts)] if len(counts) == len(p_counts) else counts
+        if count < p_count or (start and p_start and start != p_start) or (diff and min(diff) < 0):
             diff, since, dcount = counts, (max(start, p_t) if start < t else p_t), count
         else:
             since, dcount = p_t, count - p_count
         self._put(out, sid, t, dcount / ((t - since) / 1e9))
         if len(diff):
-            self._quantiles(out, name, labels, t, edges[0], edges[1], diff)
+            self._quantiles(out, name, series, t, edges[0], edges[1], diff)
 
-    def _delta_buckets(self, name, labels, point, t, start, out, counts, edges) -> None:
+    def _delta_buckets(self, name, series, point, t, start, out, counts, edges) -> None:
         if not 0 < start < t:
             raise _Bad("startTimeUnixNano", "a delta histogram needs a start time before timeUnixNano")
-        count = float(_uint(point, "count") or 0)
-        self._emit(out, name + "_count_rate", labels, t, count / ((t - start) / 1e9))
+        count = _count(point)
+        self._emit(out, name + "_count_rate", series, t, count / ((t - start) / 1e9))
         if len(counts):
-            self._quantiles(out, name, labels, t, edges[0], edges[1], counts)
+            self._quantiles(out, name, series, t, edges[0], edges[1], counts)
 
-    def _quantiles(self, out, name, labels, t, lower, upper, counts) -> None:
-        if float(np.sum(counts)) <= 0:
+    def _quantiles(self, out, name, series, t, lower, upper, counts) -> None:
+        if sum(counts) <= 0:
             return  # no observations in this interval: no quantile to tell
-        for q in _QUANTILES:
-            self._emit(out, f"{name}_{quantile_name(q)}", labels, t, bucket_quantile(q, lower, upper, counts))
+        for suffix, value in zip(_QUANTILE_SUFFIXES, bucket_quantiles(_QUANTILES, lower, upper, counts)):
+            self._emit(out, name + suffix, series, t, value)
 
     # -- summary ---------------------------------------------------------------------------------
 
-    def _summary(self, name, labels, point, t, start, out) -> None:
-        quantiles = point.get("quantileValues") or []
+    def _summary(self, name, series, point, t, start, out) -> None:
+        quantiles = point.quantile_values or []
         if not isinstance(quantiles, list):
             raise _Bad("quantileValues", "expected an array")
         values = []
@@ -388,10 +440,10 @@ class OtlpMetricsDecoder:
             if not math.isfinite(v):
                 raise _Bad("quantileValues.value", f"must be finite, got {v!r}")
             values.append((q, v))
-        count = float(_uint(point, "count") or 0)
-        self._counter(name + "_count", labels, {"asDouble": count}, t, start, out)
+        count = _count(point)
+        self._counter(name + "_count", series, point, t, start, out, value=count)
         for q, v in values:
-            self._emit(out, f"{name}_{quantile_name(q)}", labels, t, v)
+            self._emit(out, f"{name}_{quantile_name(q)}", series, t, v)
 
     # -- output and state ------------------------------------------------------------------------
 
@@ -399,8 +451,8 @@ class OtlpMetricsDecoder:
         found = out.pending.get(sid)
         return found if found is not None else self._state.get(sid)
 
-    def _emit(self, out: _Out, name: str, labels: dict[str, str], t: int, value: float) -> None:
-        self._put(out, self._intern(name, labels), t, value)
+    def _emit(self, out: _Out, name: str, series: tuple, t: int, value: float) -> None:
+        self._put(out, self._sid(name, series), t, value)
 
     @staticmethod
     def _put(out: _Out, sid: int, t: int, value: float) -> None:
@@ -410,10 +462,36 @@ class OtlpMetricsDecoder:
         out.ts.append(t / 1e9)
         out.values.append(value)
 
-    def _intern(self, name: str, labels: dict[str, str]) -> int:
+    def _sid(self, name: str, series: tuple[bytes, bytes, dict[str, str]]) -> int:
+        """The id of series `name` for (resource attributes JSON, point attributes JSON, resource labels)."""
+        res_raw, attrs_raw, base = series
+        key = (name, res_raw, attrs_raw)
+        sid = self._sids.get(key)
+        if sid is not None:
+            return sid
+        labels = self._labels(msgspec.json.decode(attrs_raw), dict(base))
         if len(labels) > _MAX_LABELS:
             raise _Bad("attributes", f"at most {_MAX_LABELS} labels are allowed, got {len(labels)}")
-        return self.registry.intern(series_key(name, labels))
+        sid = self.registry.intern(series_key(name, labels))
+        if len(self._sids) >= _CACHE_LIMIT:  # bounded: attribute spellings are the client's to choose
+            self._sids.clear()
+        self._sids[key] = sid
+        return sid
+
+    def _resource_labels(self, res_raw: bytes) -> dict[str, str] | _Bad:
+        found = self._resources.get(res_raw)
+        if found is not None:
+            return found
+        try:
+            labels = self._labels(msgspec.json.decode(res_raw))
+            if "service_name" in labels:
+                labels["service"] = labels["service_name"]  # what incidents group by
+        except _Bad as bad:
+            labels = _Bad("resource.attributes", bad.reason)
+        if len(self._resources) >= 10_000:
+            self._resources.clear()
+        self._resources[res_raw] = labels
+        return labels
 
     def _metric_name(self, raw: str) -> str:
         name = self._metric_names.get(raw)
@@ -456,27 +534,20 @@ class OtlpMetricsDecoder:
 # -- JSON field readers ---------------------------------------------------------------------------
 
 
-def _list(obj: dict, key: str, where: str) -> list:
-    value = obj.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise OtlpBodyError(400, f"{where}.{key}: expected an array")
-    return value
-
-
-def _kind_of(metric: dict) -> tuple[str | None, Any]:
-    for kind in ("gauge", "sum", "histogram", "exponentialHistogram", "summary"):
-        if kind in metric:
-            return kind, metric[kind]
+def _kind_of(metric: _Metric) -> tuple[str | None, _Data | None]:
+    for kind, data in (("gauge", metric.gauge), ("sum", metric.sum), ("histogram", metric.histogram),
+                       ("exponentialHistogram", metric.exponential_histogram), ("summary", metric.summary)):
+        if data is not None:
+            return kind, data
     return None, None
 
 
-def _uint(point: dict, key: str) -> int | None:
+def _count(point: _Point) -> float:
+    return float(_uint(point.count, "count")) if point.count is not None else 0.0
+
+
+def _uint(raw: Any, key: str) -> int:
     """A (u)int64 field: a decimal string per the OTLP JSON rules, or a JSON number."""
-    raw = point.get(key)
-    if raw is None:
-        return None
     if isinstance(raw, str):
         try:
             return int(raw)
@@ -500,11 +571,11 @@ def _double(raw: Any, key: str) -> float:
     raise _Bad(key, f"expected a number, got {raw!r}"[:120])
 
 
-def _number_value(point: dict) -> float:
-    if "asDouble" in point:
-        value = _double(point["asDouble"], "asDouble")
-    elif point.get("asInt") is not None:
-        value = float(_uint(point, "asInt"))
+def _number_value(point: _Point) -> float:
+    if point.as_double is not None:
+        value = _double(point.as_double, "asDouble")
+    elif point.as_int is not None:
+        value = float(_uint(point.as_int, "asInt"))
     else:
         raise _Bad("value", "neither asDouble nor asInt")
     if not math.isfinite(value):
@@ -553,26 +624,28 @@ def _is_int_text(raw: Any) -> bool:
 # -- buckets and quantiles ------------------------------------------------------------------------
 
 
-def _counts(raw: Any, key: str) -> np.ndarray:
+def _counts(raw: Any, key: str) -> list[int]:
     if raw is None:
-        return np.zeros(0)
+        return []
     if not isinstance(raw, list):
         raise _Bad(key, "expected an array of integer strings")
     try:
-        counts = np.array([int(c) for c in raw], dtype=np.float64)
+        counts = [int(c) for c in raw]
     except (TypeError, ValueError):
         raise _Bad(key, "expected an array of integer strings") from None
-    if (counts < 0).any():
+    if counts and min(counts) < 0:
         raise _Bad(key, "counts must not be negative")
     return counts
 
 
-def _explicit_buckets(point: dict) -> tuple[tuple[float, ...], np.ndarray]:
-    counts = _counts(point.get("bucketCounts"), "bucketCounts")
-    raw = point.get("explicitBounds") or []
+def _explicit_buckets(point: _Point) -> tuple[tuple[float, ...], list[int]]:
+    counts = _counts(point.bucket_counts, "bucketCounts")
+    raw = point.explicit_bounds or []
     if not isinstance(raw, list):
         raise _Bad("explicitBounds", "expected an array of numbers")
-    bounds = tuple(_double(b, "explicitBounds") for b in raw)
+    bounds = tuple(raw)
+    if not all(type(b) is float for b in bounds):
+        bounds = tuple(_double(b, "explicitBounds") for b in raw)
     if len(counts) and len(counts) != len(bounds) + 1:
         raise _Bad("bucketCounts", f"expected {len(bounds) + 1} counts for {len(bounds)} bounds, got {len(counts)}")
     if any(not math.isfinite(b) for b in bounds) or any(b >= c for b, c in zip(bounds, bounds[1:])):
@@ -580,20 +653,18 @@ def _explicit_buckets(point: dict) -> tuple[tuple[float, ...], np.ndarray]:
     return bounds, counts
 
 
-def _explicit_edges(bounds: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+def _explicit_edges(bounds: tuple[float, ...]) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Bucket i of an explicit histogram spans (bounds[i-1], bounds[i]]; the first from -inf, the last to +inf."""
-    lower = np.array((-math.inf, *bounds))
-    upper = np.array((*bounds, math.inf))
-    return lower, upper
+    return (-math.inf, *bounds), (*bounds, math.inf)
 
 
-def _exp_buckets(point: dict) -> tuple[int, dict[tuple[int, int], float]]:
-    scale = point.get("scale", 0)
+def _exp_buckets(point: _Point) -> tuple[int, dict[tuple[int, int], float]]:
+    scale = point.scale if point.scale is not None else 0
     if not isinstance(scale, int) or isinstance(scale, bool) or not -10 <= scale <= 20:
         raise _Bad("scale", f"expected an integer within [-10, 20], got {scale!r}")
     buckets: dict[tuple[int, int], float] = {}
-    for sign, key in ((1, "positive"), (-1, "negative")):
-        side = point.get(key) or {}
+    for sign, key, side in ((1, "positive", point.positive), (-1, "negative", point.negative)):
+        side = side or {}
         if not isinstance(side, dict):
             raise _Bad(key, "expected an object {offset, bucketCounts}")
         offset = side.get("offset", 0)
@@ -602,7 +673,7 @@ def _exp_buckets(point: dict) -> tuple[int, dict[tuple[int, int], float]]:
         for k, c in enumerate(_counts(side.get("bucketCounts"), f"{key}.bucketCounts")):
             if c:
                 buckets[(sign, offset + k)] = float(c)
-    zero = float(_uint(point, "zeroCount") or 0)
+    zero = float(_uint(point.zero_count, "zeroCount")) if point.zero_count is not None else 0.0
     if zero:
         buckets[(0, 0)] = zero
     return scale, buckets
@@ -619,10 +690,10 @@ def _downscale(buckets: dict[tuple[int, int], float], by: int) -> dict[tuple[int
     return merged
 
 
-def _exp_edges(buckets: dict[tuple[int, int], float], scale: int, point: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _exp_edges(buckets: dict[tuple[int, int], float], scale: int, point: _Point) -> tuple[tuple, tuple, tuple]:
     """Edges and counts in ascending order: bucket (+1, i) spans (base^i, base^(i+1)], (-1, i) its mirror."""
     base = 2.0 ** (2.0 ** -scale)
-    zt = _double(point.get("zeroThreshold", 0.0), "zeroThreshold")
+    zt = _double(point.zero_threshold, "zeroThreshold") if point.zero_threshold is not None else 0.0
     rows = []
     for (sign, index), c in buckets.items():
         if sign == 0:
@@ -633,34 +704,42 @@ def _exp_edges(buckets: dict[tuple[int, int], float], scale: int, point: dict) -
             rows.append((-(base ** (index + 1)), -(base**index), c))
     rows.sort()
     if not rows:
-        return np.zeros(0), np.zeros(0), np.zeros(0)
-    lower, upper, counts = (np.array(col, dtype=np.float64) for col in zip(*rows))
+        return (), (), ()
+    lower, upper, counts = zip(*rows)
     return lower, upper, counts
 
 
-def bucket_quantile(q: float, lower: np.ndarray, upper: np.ndarray, counts: np.ndarray) -> float:
+def bucket_quantile(q: float, lower: Sequence[float], upper: Sequence[float], counts: Sequence[float]) -> float:
     """The q-quantile of observations counted in buckets (lower, upper], ascending, by linear interpolation.
 
     Prometheus' `histogram_quantile` rules for classic buckets: the rank is q × total; the first bucket
     whose cumulative count reaches it holds the answer, interpolated linearly within it; a bucket open
     to -inf starts at 0 if its upper bound is positive (else answers that bound); one open to +inf
-    answers its lower bound.
+    answers its lower bound. NaN when there are no observations.
     """
-    cum = np.cumsum(counts)
-    total = cum[-1] if len(cum) else 0.0
+    return bucket_quantiles((q,), lower, upper, counts)[0]
+
+
+def bucket_quantiles(qs: Sequence[float], lower: Sequence[float], upper: Sequence[float], counts: Sequence[float]) -> list[float]:
+    """`bucket_quantile` for ascending `qs` in one pass over the buckets (plain Python: buckets are few)."""
+    total = float(sum(counts))
     if total <= 0:
-        return math.nan
-    rank = q * total
-    b = int(np.searchsorted(cum, rank, side="left"))
-    b = min(b, len(cum) - 1)
-    while b < len(cum) - 1 and counts[b] == 0:  # rank 0 (q = 0) lands on leading empty buckets
-        b += 1
-    lo, hi = float(lower[b]), float(upper[b])
-    if math.isinf(hi):
-        return lo
-    if math.isinf(lo):
-        if hi <= 0:
-            return hi
-        lo = 0.0
-    before = float(cum[b - 1]) if b > 0 else 0.0
-    return lo + (hi - lo) * (rank - before) / float(counts[b])
+        return [math.nan] * len(qs)
+    answers = []
+    b, before, n = 0, 0.0, len(counts)
+    for q in qs:
+        rank = q * total
+        while b < n - 1 and (counts[b] == 0 or before + counts[b] < rank):
+            before += counts[b]
+            b += 1
+        lo, hi = float(lower[b]), float(upper[b])
+        if math.isinf(hi):
+            answers.append(lo)
+            continue
+        if math.isinf(lo):
+            if hi <= 0:
+                answers.append(hi)
+                continue
+            lo = 0.0
+        answers.append(lo + (hi - lo) * (rank - before) / float(counts[b]))
+    return answers
