@@ -41,6 +41,9 @@ not JSON or not shaped like the request above the data points raises `OtlpBodyEr
 Counter and histogram state lives in a bounded dict keyed by output series id. `decode` only reads
 it: the changes come back in `DecodedMetrics.pending` and are applied by `commit`, once the batch is
 on the bus — so a request refused with 503 and retried by the Collector is rated again, not skipped.
+
+Errors: `OtlpBodyError` (with `.status` 400, 413 or 415) refuses the whole request; everything about
+one data point is a `Rejection` in `DecodedMetrics.rejected`, never an exception.
 """
 
 from __future__ import annotations

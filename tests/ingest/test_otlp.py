@@ -284,3 +284,60 @@ def test_state_is_bounded(decoder):
     for k in range(10):
         small.commit(small.decode(_request(_sum(f"c{k}", [{"timeUnixNano": str(T0), "asInt": "1"}])), NOW))
     assert len(small._state) == 3
+
+
+def test_a_data_point_that_is_not_an_object_is_a_400_naming_where(decoder):
+    body = _request({"name": "g", "gauge": {"dataPoints": [{"timeUnixNano": str(T0), "asDouble": 1}, 7]}})
+    with pytest.raises(OtlpBodyError) as caught:
+        decoder.decode(body, NOW)
+    assert caught.value.status == 400 and "dataPoints[1]" in caught.value.message
+
+
+def test_bad_resource_attributes_reject_the_points_of_that_resource_only(decoder):
+    good = {"resource": RESOURCE, "scopeMetrics": [{"metrics": [
+        {"name": "g", "gauge": {"dataPoints": [{"timeUnixNano": str(T0), "asDouble": 1}]}}]}]}
+    bad = {"resource": {"attributes": [{"key": "", "value": {"stringValue": "x"}}]}, "scopeMetrics": [{"metrics": [
+        {"name": "g", "gauge": {"dataPoints": [{"timeUnixNano": str(T0), "asDouble": 1}] * 2}}]}]}
+    out = decoder.decode(msgspec.json.encode({"resourceMetrics": [bad, good]}), NOW)
+    assert len(out.batch) == 1 and [(r.index, r.field) for r in out.rejected] == [(0, "resource.attributes"), (1, "resource.attributes")]
+
+
+def test_series_limit_and_label_limit_reject_points(decoder):
+    small = OtlpMetricsDecoder(SeriesRegistry(max_series=1))
+    many = [{"key": f"k{i}", "value": {"stringValue": "v"}} for i in range(70)]
+    body = _request({"name": "g", "gauge": {"dataPoints": [
+        {"timeUnixNano": str(T0), "asDouble": 1, "attributes": _attrs(a="1")},
+        {"timeUnixNano": str(T0), "asDouble": 1, "attributes": _attrs(a="2")},
+        {"timeUnixNano": str(T0), "asDouble": 1, "attributes": many},
+    ]}})
+    out = small.decode(body, NOW)
+    assert len(out.batch) == 1
+    assert [(r.index, r.field) for r in out.rejected] == [(1, "name"), (2, "attributes")]
+    assert "series limit" in out.rejected[0].reason and "at most 64 labels" in out.rejected[1].reason
+
+
+def test_a_later_commit_of_older_state_does_not_move_a_counter_back(decoder):
+    def counter(t: int, value: float) -> bytes:
+        return _request(_sum("c", [{"startTimeUnixNano": str(START), "timeUnixNano": str(t), "asDouble": value}]))
+
+    decoder.commit(decoder.decode(counter(T0, 10), NOW))
+    early, late = decoder.decode(counter(T0 + 10**9, 11), NOW), decoder.decode(counter(T0 + 2 * 10**9, 13), NOW)
+    decoder.commit(late)
+    decoder.commit(early)  # requests answered out of order
+    assert decoder.decode(counter(T0 + 3 * 10**9, 16), NOW).batch.value.tolist() == [3.0]
+
+
+def test_the_same_series_from_two_resources_stays_apart(decoder):
+    def resource(service: str) -> dict:
+        return {"resource": {"attributes": _attrs(service__name=service)}, "scopeMetrics": [{"metrics": [
+            {"name": "g", "gauge": {"dataPoints": [{"timeUnixNano": str(T0), "asDouble": 1.0}]}}]}]}
+
+    out = decoder.decode(msgspec.json.encode({"resourceMetrics": [resource("a"), resource("b"), resource("a")]}), NOW)
+    assert out.batch.series_id.tolist() == [0, 1, 0]
+    assert decoder.registry.labels(1) == {"service": "b", "service_name": "b"}
+
+
+def test_every_exception_is_exported():
+    import ingest
+
+    assert {"OtlpBodyError", "OtlpMetricsDecoder", "DecodedMetrics"} <= set(ingest.__all__)
