@@ -285,26 +285,48 @@ class OtlpMetricsDecoder:
             return
         name = self._metric_name(raw_name)
         horizon = (now + self.max_future_skew_s) * 1e9
+        if handler == self._gauge:
+            self._gauge_points(name, raw_name, points, res_raw, base, now, horizon, out)
+            return
         for point in points:
-            try:
-                if point.flags is not None and _uint(point.flags, "flags") & _NO_RECORDED_VALUE:
+            self._point(handler, name, raw_name, point, res_raw, base, now, horizon, out)
+
+    def _gauge_points(self, name, raw_name, points, res_raw, base, now, horizon, out) -> None:
+        """The common case inline: a finite asDouble at a string time, of a series already known."""
+        sids, ids, ts, values = self._sids, out.ids, out.ts, out.values
+        for point in points:
+            t, v = point.time_unix_nano, point.as_double
+            if point.flags is None and type(t) is str and type(v) is float and v - v == 0.0 and t.isdigit():
+                tn = int(t)
+                sid = sids.get((name, res_raw, bytes(point.attributes)))
+                if sid is not None and 0 < tn <= horizon:
+                    ids.append(sid)
+                    ts.append(tn / 1e9)
+                    values.append(v)
                     out.index += 1
                     continue
-                t = point.time_unix_nano
-                t = _uint(t, "timeUnixNano") if t is not None else 0
-                if not t:
-                    raise _Bad("timeUnixNano", "required")
-                if t > horizon:
-                    raise _Bad("timeUnixNano", f"is {t / 1e9 - now:.0f} s in the future; "
-                                               f"at most {self.max_future_skew_s:g} s is allowed")
-                start = point.start_time_unix_nano
-                start = _uint(start, "startTimeUnixNano") if start is not None else 0
-                handler(name, (res_raw, bytes(point.attributes), base), point, t, start, out)
-            except _Bad as bad:
-                out.rejected.append(Rejection(out.index, bad.field, f"metric {raw_name!r}: {bad.reason}"))
-            except SeriesLimitReached as exc:
-                out.rejected.append(Rejection(out.index, "name", str(exc)))
-            out.index += 1
+            self._point(self._gauge, name, raw_name, point, res_raw, base, now, horizon, out)
+
+    def _point(self, handler, name, raw_name, point, res_raw, base, now, horizon, out) -> None:
+        try:
+            if point.flags is not None and _uint(point.flags, "flags") & _NO_RECORDED_VALUE:
+                out.index += 1
+                return
+            t = point.time_unix_nano
+            t = _uint(t, "timeUnixNano") if t is not None else 0
+            if not t:
+                raise _Bad("timeUnixNano", "required")
+            if t > horizon:
+                raise _Bad("timeUnixNano", f"is {t / 1e9 - now:.0f} s in the future; "
+                                           f"at most {self.max_future_skew_s:g} s is allowed")
+            start = point.start_time_unix_nano
+            start = _uint(start, "startTimeUnixNano") if start is not None else 0
+            handler(name, (res_raw, bytes(point.attributes), base), point, t, start, out)
+        except _Bad as bad:
+            out.rejected.append(Rejection(out.index, bad.field, f"metric {raw_name!r}: {bad.reason}"))
+        except SeriesLimitReached as exc:
+            out.rejected.append(Rejection(out.index, "name", str(exc)))
+        out.index += 1
 
     def _handler(self, kind: str, data: _Data):
         if kind == "gauge":
@@ -511,8 +533,10 @@ class OtlpMetricsDecoder:
         name = self._label_names.get(raw)
         if name is None:
             name = _INVALID_LABEL_CHAR.sub("_", raw)
-            if name[0].isdigit():
-                name = "key_" + name  # as the Collector's Prometheus translator does
+            if name[0].isdigit():  # both as the Collector's Prometheus translator (NormalizeLabel) does
+                name = "key_" + name
+            elif name.startswith("_") and not name.startswith("__"):
+                name = "key" + name
             if len(self._label_names) > 100_000:
                 self._label_names.clear()
             self._label_names[raw] = name

@@ -83,12 +83,13 @@ def test_attribute_values_of_every_kind_become_text(decoder):
         {"key": "a", "value": {"arrayValue": {"values": [{"stringValue": "x"}, {"intValue": "2"}]}}},
         {"key": "k.v", "value": {"kvlistValue": {"values": [{"key": "z", "value": {"boolValue": False}}]}}},
         {"key": "1st", "value": {}},
+        {"key": "_x", "value": {"stringValue": "u"}},
     ]
     out = decoder.decode(_request({"name": "m", "gauge": {"dataPoints": [
         {"attributes": attrs, "timeUnixNano": str(T0), "asDouble": 1}]}}), NOW)
     labels = _points(decoder, out)[0][1]
-    assert {k: labels[k] for k in ("i", "d", "b", "a", "k_v", "key_1st")} == {
-        "i": "42", "d": "1.5", "b": "true", "a": '["x",2]', "k_v": '{"z":false}', "key_1st": ""}
+    assert {k: labels[k] for k in ("i", "d", "b", "a", "k_v", "key_1st", "key_x")} == {
+        "i": "42", "d": "1.5", "b": "true", "a": '["x",2]', "k_v": '{"z":false}', "key_1st": "", "key_x": "u"}
 
 
 def test_cumulative_monotonic_sum_becomes_a_rate_across_requests_and_survives_a_reset(decoder):
