@@ -125,7 +125,8 @@ def loopback(bodies: list[bytes], seconds: float, connections: int) -> None:
         asyncio.run(drive())
         elapsed = time.perf_counter() - started
     ok = stats.get(200, 0)
-    print(f"POST /v1/metrics over loopback (gzip): {ok / elapsed:,.0f} requests/s, {ok * 1000 / elapsed:,.0f} data points/s "
+    print(f"POST /v1/metrics over loopback (gzip): {ok / elapsed:,.0f} requests/s, "
+          f"{ok * 1000 / elapsed:,.0f} data points/s "
           f"({connections} connections, {elapsed:.1f} s); statuses {stats}")
 
 

@@ -106,7 +106,8 @@ class DecodedMetrics:
             return ""
         shown = "; ".join(f"data point {r.index}: {r.field}: {r.reason}" for r in self.rejected[:_MAX_REASONS])
         more = len(self.rejected) - _MAX_REASONS
-        return f"{len(self.rejected)} of {self.total} data points rejected: {shown}" + (f"; and {more} more" if more > 0 else "")
+        tail = f"; and {more} more" if more > 0 else ""
+        return f"{len(self.rejected)} of {self.total} data points rejected: {shown}{tail}"
 
 
 def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
@@ -250,7 +251,9 @@ class OtlpMetricsDecoder:
                 for metric in sm.metrics or ():
                     self._metric(metric, res_raw, base, now, out)
         batch = MetricBatch.from_arrays(
-            np.array(out.ids, dtype=np.int64), np.array(out.ts, dtype=np.float64), np.array(out.values, dtype=np.float64)
+            np.array(out.ids, dtype=np.int64),
+            np.array(out.ts, dtype=np.float64),
+            np.array(out.values, dtype=np.float64),
         )
         return DecodedMetrics(batch=batch, total=out.index, rejected=out.rejected, pending=out.pending)
 
@@ -747,7 +750,9 @@ def bucket_quantile(q: float, lower: Sequence[float], upper: Sequence[float], co
     return bucket_quantiles((q,), lower, upper, counts)[0]
 
 
-def bucket_quantiles(qs: Sequence[float], lower: Sequence[float], upper: Sequence[float], counts: Sequence[float]) -> list[float]:
+def bucket_quantiles(
+    qs: Sequence[float], lower: Sequence[float], upper: Sequence[float], counts: Sequence[float]
+) -> list[float]:
     """`bucket_quantile` for ascending `qs` in one pass over the buckets (plain Python: buckets are few)."""
     total = float(sum(counts))
     if total <= 0:

@@ -37,7 +37,9 @@ _encode = msgspec.json.Encoder().encode
 _INVALID_ARGUMENT, _UNAVAILABLE = 3, 14  # google.rpc.Code
 
 
-def _status(http: int, code: int, message: str, headers: dict[str, str] | None = None) -> tuple[int, bytes, dict[str, str]]:
+def _status(
+    http: int, code: int, message: str, headers: dict[str, str] | None = None
+) -> tuple[int, bytes, dict[str, str]]:
     return http, _encode({"code": code, "message": message}), headers or {}
 
 
@@ -45,9 +47,7 @@ def _media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-async def handle_export(
-    service: Service, request: Request
-) -> tuple[int, bytes, dict[str, str]]:
+async def handle_export(service: Service, request: Request) -> tuple[int, bytes, dict[str, str]]:
     """Status, JSON body and extra headers of the answer to one export request."""
     settings = service.settings.server
     telemetry = service.telemetry
