@@ -4,8 +4,8 @@ Workload (seeded): Collector-shaped ExportMetricsServiceRequests of 1,000 data p
 resources (service.name, host.name, k8s.pod.name, …), each with 60 gauge points (cpu × state), 30
 cumulative monotonic sum points (network io by device and direction) and 10 cumulative explicit-bucket
 histogram points (14 bounds) — stepping 10 s per request so counters and histograms produce rates
-and quantiles. Prints requests/s and data points/s decoded (decode + commit of the rate state), and
-output series points/s.
+and quantiles. Prints requests/s and data points/s decoded (decode + commit of the rate state) and
+output series points/s, for the JSON encoding and then for binary protobuf (fewer requests: slower).
 
     .venv/bin/python bench/otlp.py [--requests 200] [--loopback] [--seconds 10] [--connections 4]
 """
@@ -66,22 +66,23 @@ def _request(step: int, start_ns: int, rng: np.random.Generator) -> bytes:
     return msgspec.json.encode({"resourceMetrics": resources})
 
 
-def in_process(bodies: list[bytes], now: float) -> None:
+def in_process(bodies: list[bytes], now: float, protobuf: bool = False) -> None:
     decoder = OtlpMetricsDecoder(SeriesRegistry())
+    decode = decoder.decode_protobuf if protobuf else decoder.decode
     for body in bodies[:2]:  # warm-up: series interned, counter state primed
-        decoder.commit(decoder.decode(body, now))
+        decoder.commit(decode(body, now))
     points = outputs = 0
     started = time.perf_counter()
     for body in bodies[2:]:
-        decoded = decoder.decode(body, now)
+        decoded = decode(body, now)
         decoder.commit(decoded)
         points += decoded.total
         outputs += len(decoded.batch)
         assert not decoded.rejected, decoded.error_message()
     elapsed = time.perf_counter() - started
     n = len(bodies) - 2
-    print(f"decoder in-process: {n / elapsed:,.0f} requests/s, {points / elapsed:,.0f} data points/s "
-          f"({points // n:,} per request, {len(bodies[2]) / 1024:.0f} KiB JSON), "
+    print(f"decoder in-process ({'protobuf' if protobuf else 'JSON'}): {n / elapsed:,.0f} requests/s, {points / elapsed:,.0f} data points/s "
+          f"({points // n:,} per request, {len(bodies[2]) / 1024:.0f} KiB), "
           f"{outputs / elapsed:,.0f} series points/s out, {len(decoder.registry):,} series")
 
 
@@ -142,6 +143,12 @@ def main() -> None:
     start_ns = int(now - 2 * 10 * args.requests) * 10**9
     bodies = [_request(step, start_ns, rng) for step in range(args.requests)]
     in_process(bodies, now)
+    from google.protobuf.json_format import ParseDict
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+    binary = [ParseDict(msgspec.json.decode(b), ExportMetricsServiceRequest()).SerializeToString()
+              for b in bodies[: max(12, args.requests // 4)]]
+    in_process(binary, now, protobuf=True)
     if args.loopback:
         loopback(bodies, args.seconds, args.connections)
 

@@ -120,14 +120,43 @@ def test_malformed_json_is_400_with_a_status_body(client):
     assert shape.status_code == 400 and "resourceMetrics" in shape.json()["message"]
 
 
-def test_protobuf_and_other_content_types_are_415(client):
-    proto = client.post("/v1/metrics", content=b"\x0a\x00", headers={"Content-Type": "application/x-protobuf"})
-    assert proto.status_code == 415 and "encoding: json" in proto.json()["message"]
-    assert client.post("/v1/metrics", content=b"{}", headers={"Content-Type": "text/plain"}).status_code == 415
+def test_other_content_types_and_encodings_are_415(client):
+    for content_type in ("text/plain", "application/x-www-form-urlencoded"):
+        response = client.post("/v1/metrics", content=b"{}", headers={"Content-Type": content_type})
+        assert response.status_code == 415 and "application/x-protobuf" in response.json()["message"]
     zstd = client.post("/v1/metrics", content=b"{}", headers={**JSON, "Content-Encoding": "zstd"})
     assert zstd.status_code == 415 and "zstd" in zstd.json()["message"]
     charset = client.post("/v1/metrics", content=b"{}", headers={"Content-Type": "application/json; charset=utf-8"})
     assert charset.status_code == 200
+
+
+def test_protobuf_request_gets_a_protobuf_answer(client):
+    from google.protobuf.json_format import ParseDict
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+        ExportMetricsServiceRequest,
+        ExportMetricsServiceResponse,
+    )
+
+    now = time.time()
+    doc = msgspec.json.decode(_export([
+        _gauge("process.cpu.utilization", [(now - 10, 0.5), (now, 0.75)], state="user"),
+        {"name": "bad", "gauge": {"dataPoints": [{"asDouble": 1.0}]}},  # no time: rejected
+    ]))
+    body = gzip.compress(ParseDict(doc, ExportMetricsServiceRequest()).SerializeToString())
+    proto = {"Content-Type": "application/x-protobuf", "Content-Encoding": "gzip"}
+    response = client.post("/v1/metrics", content=body, headers=proto)
+    assert response.status_code == 200 and response.headers["content-type"] == "application/x-protobuf"
+    answer = ExportMetricsServiceResponse.FromString(response.content)
+    assert answer.partial_success.rejected_data_points == 1
+    assert "timeUnixNano: metric 'bad': required" in answer.partial_success.error_message
+    registry = client.app.state.service.registry
+    sid = registry.get(("process_cpu_utilization", (("k8s_pod_name", "checkout-7d9f"), ("service", "checkout"),
+                                                    ("service_name", "checkout"), ("state", "user"))))
+    assert sid is not None
+
+    bad = client.post("/v1/metrics", content=b"\xff\xff\xff", headers={"Content-Type": "application/x-protobuf"})
+    assert bad.status_code == 400 and bad.headers["content-type"] == "application/x-protobuf"
+    assert bad.content[:2] == b"\x08\x03" and b"malformed protobuf" in bad.content  # google.rpc.Status{code: 3, …}
 
 
 def test_oversized_body_is_413_also_after_inflating(tmp_path):

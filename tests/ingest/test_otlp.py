@@ -342,3 +342,19 @@ def test_every_exception_is_exported():
     import ingest
 
     assert {"OtlpBodyError", "OtlpMetricsDecoder", "DecodedMetrics"} <= set(ingest.__all__)
+
+
+def test_protobuf_decodes_to_the_same_points_as_json(decoder):
+    from google.protobuf.json_format import ParseDict
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+    body = _request(
+        {"name": "g", "gauge": {"dataPoints": [{"attributes": _attrs(a="x"), "timeUnixNano": str(T0), "asInt": "5"}]}},
+        _histogram([_hpoint(T0, [50, 30, 20, 0], start=T0 - 10 * 10**9)], temporality=1),
+    )
+    binary = ParseDict(msgspec.json.decode(body), ExportMetricsServiceRequest()).SerializeToString()
+    other = OtlpMetricsDecoder(SeriesRegistry())
+    assert _points(other, other.decode_protobuf(binary, NOW)) == _points(decoder, decoder.decode(body, NOW))
+    with pytest.raises(OtlpBodyError) as caught:
+        decoder.decode_protobuf(b"\xff\xff", NOW)
+    assert caught.value.status == 400
