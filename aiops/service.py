@@ -29,6 +29,7 @@ from aiops.settings import Settings
 from aiops.store import ListQuery, StoreEngine, repository
 from aiops.telemetry import Telemetry
 from ingest.bus import InProcessBus
+from ingest.otlp import OtlpMetricsDecoder
 from ingest.points import PointDecoder
 from ingest.registry import SeriesRegistry
 
@@ -68,6 +69,7 @@ class Service:
         self.bus = InProcessBus(settings.bus.queue_batches)
         self.registry = SeriesRegistry(max_series=settings.ingest.max_series)
         self.decoder = PointDecoder(self.registry, max_future_skew_s=settings.ingest.max_future_skew_s)
+        self.otlp_decoder = OtlpMetricsDecoder(self.registry, max_future_skew_s=settings.ingest.max_future_skew_s)
         self.detection = DetectionRouter(settings.detection, settings.alerting, self.registry)
         self.silences = SilenceBook(settings.alerting.silences, settings.alerting.maintenance)
         self.incidents = IncidentManager(settings.alerting.incidents, Escalations(settings.alerting.escalation))

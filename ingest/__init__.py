@@ -1,6 +1,7 @@
 """How data enters the pipeline: decoding pushed payloads into columnar batches, the bus, the series registry."""
 
 from ingest.bus import Bus, BusFull, InProcessBus
+from ingest.otlp import DecodedMetrics, OtlpBodyError, OtlpMetricsDecoder
 from ingest.points import BodyError, DecodedPoints, PointDecoder, Rejection
 from ingest.registry import SeriesKey, SeriesLimitReached, SeriesRegistry, series_key
 
@@ -8,8 +9,11 @@ __all__ = [
     "BodyError",
     "Bus",
     "BusFull",
+    "DecodedMetrics",
     "DecodedPoints",
     "InProcessBus",
+    "OtlpBodyError",
+    "OtlpMetricsDecoder",
     "PointDecoder",
     "Rejection",
     "SeriesKey",

@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse
 
 from aiops import __version__
 from aiops.api.routers import (
-    alerts, anomalies, config, events, forecasts, health, incidents, ingest, notifications, remediation, silences,
+    alerts, anomalies, config, events, forecasts, health, incidents, ingest, notifications, otlp, remediation,
+    silences,
 )
 from aiops.api.routers.ingest import IngestFastPath
 from aiops.service import Service
@@ -53,7 +54,7 @@ def create_app(service: Service, on_started: list[Hook] | None = None, demo: obj
 
         app.state.demo = demo
         app.include_router(demo_router)
-    for module in (health, ingest, anomalies, alerts, incidents, events, silences, notifications, remediation, forecasts,
+    for module in (health, ingest, otlp, anomalies, alerts, incidents, events, silences, notifications, remediation, forecasts,
                    config):
         app.include_router(module.router)
     app.add_middleware(IngestFastPath, service=service)

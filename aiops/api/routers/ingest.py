@@ -10,7 +10,6 @@ the app is used without the fast path.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import msgspec
@@ -19,7 +18,8 @@ from fastapi.responses import Response
 
 from aiops.api.deps import ServiceDep
 from aiops.api.schemas import IngestResult, Problem
-from aiops.pipeline import METRICS_TOPIC, IngestItem
+from aiops.api.routers._push import BodyTooLarge, publish, read_limited
+from aiops.pipeline import IngestItem
 from aiops.service import Service
 from ingest.points import BodyError
 
@@ -51,23 +51,6 @@ _encode = msgspec.json.Encoder().encode
 _JSON = [(b"content-type", b"application/json")]
 
 
-class _TooLarge(Exception):
-    pass
-
-
-async def _read_limited(chunks: AsyncIterator[bytes], declared: str | None, limit: int) -> bytes:
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise _TooLarge
-    parts = []
-    size = 0
-    async for chunk in chunks:
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        parts.append(chunk)
-    return b"".join(parts)
-
-
 async def handle_push(
     service: Service, chunks: AsyncIterator[bytes], declared_length: str | None
 ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
@@ -75,8 +58,8 @@ async def handle_push(
     settings = service.settings.server
     telemetry = service.telemetry
     try:
-        body = await _read_limited(chunks, declared_length, settings.max_body_bytes)
-    except _TooLarge:
+        body = await read_limited(chunks, declared_length, settings.max_body_bytes)
+    except BodyTooLarge:
         telemetry.ingest_requests.labels(status="413").inc()
         detail = f"body larger than the limit of {settings.max_body_bytes} bytes (server.max_body_bytes)"
         return 413, _encode({"detail": detail, "field": None}), []
@@ -86,7 +69,7 @@ async def handle_push(
     except BodyError as exc:
         telemetry.ingest_requests.labels(status=str(exc.status)).inc()
         return exc.status, _encode({"detail": exc.message, "field": exc.path}), []
-    if len(decoded.batch) and not await _publish(service, IngestItem(decoded.batch, now), settings.ingest_wait_s):
+    if len(decoded.batch) and not await publish(service, IngestItem(decoded.batch, now), settings.ingest_wait_s):
         telemetry.ingest_requests.labels(status="503").inc()
         detail = "the pipeline is saturated; nothing of this batch was accepted"
         return 503, _encode({"detail": detail, "field": None}), [(b"retry-after", b"1")]
@@ -101,21 +84,6 @@ async def handle_push(
         "errors": [{"index": r.index, "field": r.field, "reason": r.reason} for r in decoded.rejected],
     }
     return 202, _encode(result), []
-
-
-async def _publish(service: Service, item: IngestItem, wait_s: float) -> bool:
-    """Put the item on the bus, waiting (without blocking the event loop) for room up to `wait_s`."""
-    if service.bus.try_publish(METRICS_TOPIC, item):
-        return True
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait_s
-    delay = 0.001
-    while loop.time() < deadline:
-        await asyncio.sleep(delay)
-        if service.bus.try_publish(METRICS_TOPIC, item):
-            return True
-        delay = min(delay * 2, 0.05)
-    return False
 
 
 @router.post(

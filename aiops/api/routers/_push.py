@@ -1,0 +1,48 @@
+"""What every push route shares: reading a body under a size limit, and publishing to the bus with backpressure.
+
+Used by POST /api/v1/metrics (`ingest`) and POST /v1/metrics (`otlp`), so both answer a full
+pipeline the same way: wait up to `server.ingest_wait_s` for room, then 503 with Retry-After.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from aiops.pipeline import METRICS_TOPIC, IngestItem
+from aiops.service import Service
+
+__all__ = ["BodyTooLarge", "publish", "read_limited"]
+
+
+class BodyTooLarge(Exception):
+    """The body (declared or read so far) is larger than the limit."""
+
+
+async def read_limited(chunks: AsyncIterator[bytes], declared: str | None, limit: int) -> bytes:
+    """The whole body, refusing it as soon as it (or its Content-Length) passes `limit` bytes."""
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    parts = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+async def publish(service: Service, item: IngestItem, wait_s: float) -> bool:
+    """Put the item on the bus, waiting (without blocking the event loop) for room up to `wait_s`."""
+    if service.bus.try_publish(METRICS_TOPIC, item):
+        return True
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    delay = 0.001
+    while loop.time() < deadline:
+        await asyncio.sleep(delay)
+        if service.bus.try_publish(METRICS_TOPIC, item):
+            return True
+        delay = min(delay * 2, 0.05)
+    return False
