@@ -10,8 +10,9 @@ partition next. Records that cannot be decoded go to a dead-letter topic with th
 origin in headers, and count as done: their offsets are committed with the records around them.
 Backpressure: `pause()` / `resume()` of the assigned partitions on the consumer side; on the producer
 side `send` waits at most `max_block_ms` for buffer space, then raises `BusFull`.
-A `RebalanceHooks` (`on_assign`, `on_revoke`) is called from inside `poll`, on the caller's thread,
-so a worker can checkpoint state and `commit` in `on_revoke` before its partitions move.
+A `RebalanceHooks` (`on_assign`, `on_revoke`) is called during `poll`, while the caller's thread waits
+in it (on kafka-python's IO thread), so a worker can checkpoint state and `commit` in `on_revoke`
+before its partitions move; such a commit is sent, and awaited, before the group rebalances.
 
 Exceptions (foreign errors mapped at this boundary):
 
@@ -26,9 +27,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import AsyncConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 
@@ -66,7 +66,11 @@ class Received:
 
 @dataclass(slots=True)
 class RebalanceHooks:
-    """Called with non-empty lists of `TopicPartition` from inside `MetricConsumer.poll`.
+    """Called with non-empty lists of `TopicPartition` during `MetricConsumer.poll`.
+
+    They run on kafka-python's IO thread while the polling thread waits, so they may read the
+    caller's state and call `MetricConsumer.commit`, but must be quick (heartbeats wait meanwhile) and
+    must not call `poll`.
 
     The group uses eager rebalancing: on every rebalance a member is first revoked all it owns, then
     assigned its new share, so `on_revoke` is the moment to checkpoint and commit.
@@ -173,14 +177,23 @@ class _Pending:
     done: set[int] = field(default_factory=set)
 
 
-class _Listener(ConsumerRebalanceListener):
+class _Listener(AsyncConsumerRebalanceListener):
+    """Runs on kafka-python's IO thread while the caller's thread waits inside `poll`.
+
+    A blocking consumer call there would deadlock (kafka-python 3 refuses it), so offsets the caller
+    commits from `on_revoke` are collected and committed here, awaited, before the partitions go.
+    `_commit_offsets_sync_async` is kafka-python's own awaitable commit (private: hence the version pin).
+    """
+
     def __init__(self, consumer: MetricConsumer) -> None:
         self._consumer = consumer
 
-    def on_partitions_revoked(self, revoked):
-        self._consumer._revoked(list(revoked))
+    async def on_partitions_revoked(self, revoked):
+        offsets = self._consumer._revoked(list(revoked))
+        if offsets:
+            await self._consumer._consumer._coordinator._commit_offsets_sync_async(offsets)
 
-    def on_partitions_assigned(self, assigned):
+    async def on_partitions_assigned(self, assigned):
         self._consumer._assigned(list(assigned))
 
 
@@ -215,6 +228,9 @@ class MetricConsumer:
         self.hooks = hooks or RebalanceHooks()
         self._clock = clock
         self._pending: dict[TopicPartition, _Pending] = {}
+        self._in_revoke = False
+        self._deferred: dict[TopicPartition, OffsetAndMetadata] = {}  # committed from inside on_revoke
+        self._unflushed = 0  # dead letters sent since the last flush
         self.dead_letters = 0
         try:
             self._consumer = KafkaConsumer(
@@ -238,12 +254,19 @@ class MetricConsumer:
 
     # -- rebalance -------------------------------------------------------------------------------
 
-    def _revoked(self, partitions: list[TopicPartition]) -> None:
+    def _revoked(self, partitions: list[TopicPartition]) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Calls `on_revoke`; returns the offsets it committed, for the listener to send."""
         if not partitions:  # kafka-python reports an empty revocation before the first join
-            return
-        self.hooks.on_revoke(partitions)  # the caller may still commit what it has persisted
+            return {}
+        self._in_revoke = True
+        try:
+            self.hooks.on_revoke(partitions)  # the caller may still `commit` what it has persisted
+        finally:
+            self._in_revoke = False
+        offsets, self._deferred = self._deferred, {}
         for tp in partitions:
             self._pending.pop(tp, None)  # not committed → delivered again to the next owner
+        return offsets
 
     def _assigned(self, partitions: list[TopicPartition]) -> None:
         if partitions:
@@ -285,6 +308,7 @@ class MetricConsumer:
         except KafkaError as exc:
             raise KafkaBusError(f"cannot send a dead letter to {self.dead_letter_topic!r}: {exc}") from exc
         self.dead_letters += 1
+        self._unflushed += 1
 
     # -- acknowledging ---------------------------------------------------------------------------
 
@@ -311,8 +335,13 @@ class MetricConsumer:
         if not to_commit:
             return {}
         try:
-            self._dlq.flush(timeout=30)
-            self._consumer.commit(offsets=to_commit)
+            if self._unflushed:
+                self._dlq.flush(timeout=30)  # the dead letter's own client: safe from the IO thread too
+                self._unflushed = 0
+            if self._in_revoke:
+                self._deferred.update(to_commit)  # sent by the listener once `on_revoke` returns
+            else:
+                self._consumer.commit(offsets=to_commit)
         except KafkaError as exc:
             raise KafkaBusError(f"commit failed: {exc}") from exc
         return {tp: om.offset for tp, om in to_commit.items()}

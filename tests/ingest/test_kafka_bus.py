@@ -258,8 +258,13 @@ def test_poison_record_goes_to_dead_letters_and_valid_ones_flow(kafka_bootstrap,
     finally:
         consumer.close()
 
-    reader = KafkaConsumer(dead, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=5000)
-    letters = [m for m in reader]
+    reader = KafkaConsumer(bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest")
+    reader.assign([TopicPartition(dead, 0)])
+    letters = []
+    deadline = time.monotonic() + 10
+    while not letters and time.monotonic() < deadline:
+        letters += [m for ms in reader.poll(500).values() for m in ms]
+    letters += [m for ms in reader.poll(300).values() for m in ms]  # and nothing more
     reader.close()
     assert len(letters) == 1
     headers = {k: v.decode() for k, v in letters[0].headers}
@@ -270,33 +275,44 @@ def test_poison_record_goes_to_dead_letters_and_valid_ones_flow(kafka_bootstrap,
 
 
 @pytest.mark.kafka
-def test_two_consumers_split_the_partitions_and_hooks_see_it(kafka_bootstrap, names):
+def test_two_consumers_split_the_partitions_and_a_revoke_hook_can_commit(kafka_bootstrap, names):
     topic, dead, group = names
     events: list[tuple[str, str, int]] = []
+
+    received: dict[str, list] = {"a": [], "b": []}
+    members: dict[str, MetricConsumer] = {}
+
+    def revoke(who, tps):
+        events.append((who, "revoke", len(tps)))
+        members[who].commit(received[who])  # what a worker does: checkpoint, then commit what it has
 
     def hooks(who):
         return RebalanceHooks(
             on_assign=lambda tps: events.append((who, "assign", len(tps))),
-            on_revoke=lambda tps: events.append((who, "revoke", len(tps))),
+            on_revoke=lambda tps: revoke(who, tps),
         )
 
+    producer = MetricProducer(kafka_bootstrap, topic, _registry_with(30))
+    producer.send(_random_batch(np.random.default_rng(3), 30, 300))
+    producer.flush()
+    producer.close()
     stop = threading.Event()
 
-    def run(consumer):  # each member polls on its own thread, as replicas would
+    def run(who):  # each member polls on its own thread, as replicas would
         while not stop.is_set():
-            consumer.poll(0.2)
+            received[who] += members[who].poll(0.2)
 
     def wait_until(condition, timeout_s=20.0):
         deadline = time.monotonic() + timeout_s
         while not condition() and time.monotonic() < deadline:
             time.sleep(0.1)
 
-    a = _consumer(kafka_bootstrap, topic, dead, group, hooks=hooks("a"))
-    threads = [threading.Thread(target=run, args=(a,), daemon=True)]
+    a = members["a"] = _consumer(kafka_bootstrap, topic, dead, group, hooks=hooks("a"))
+    threads = [threading.Thread(target=run, args=("a",), daemon=True)]
     threads[0].start()
-    wait_until(lambda: len(a.assignment()) == 3)
-    b = _consumer(kafka_bootstrap, topic, dead, group, hooks=hooks("b"))  # joins: the group rebalances
-    threads.append(threading.Thread(target=run, args=(b,), daemon=True))
+    wait_until(lambda: sum(len(r.batch) for r in received["a"]) == 300)
+    b = members["b"] = _consumer(kafka_bootstrap, topic, dead, group, hooks=hooks("b"))  # the group rebalances
+    threads.append(threading.Thread(target=run, args=("b",), daemon=True))
     threads[1].start()
     try:
         wait_until(
@@ -313,6 +329,7 @@ def test_two_consumers_split_the_partitions_and_hooks_see_it(kafka_bootstrap, na
         assert not a.assignment() & b.assignment()
         assert events[0] == ("a", "assign", 3) and ("a", "revoke", 3) in events  # eager: revoke all, reassign
         assert ("a", "assign", len(a.assignment())) in events and ("b", "assign", len(b.assignment())) in events
+        assert received["b"] == []  # a committed all it had read when its partitions were revoked
     finally:
         a.close()
         b.close()
