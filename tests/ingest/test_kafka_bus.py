@@ -110,8 +110,12 @@ def test_codec_rejects_non_finite_values_and_bad_indexes():
         RecordCodec(SeriesRegistry()).decode(bytes(record))
 
 
-def test_every_exception_is_exported():
+def test_every_exception_and_public_name_is_exported():
+    import ingest
+
     assert {"KafkaBusError"} <= set(kafka_bus.__all__)
+    for name in ("KafkaBusError", "RecordError", "MetricConsumer", "MetricProducer", "RecordCodec", "create_topics"):
+        assert name in ingest.__all__ and getattr(ingest, name) is not None
 
 
 # -- against the broker ----------------------------------------------------------------------------
