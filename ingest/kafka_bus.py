@@ -275,24 +275,44 @@ class MetricConsumer:
     # -- reading ---------------------------------------------------------------------------------
 
     def poll(self, timeout_s: float = 1.0, max_records: int | None = None) -> list[Received]:
-        """Decoded records (each a batch of many points), waiting at most `timeout_s` for the first."""
+        """Decoded records (each a batch of many points), waiting at most `timeout_s` for the first.
+
+        If a dead letter cannot be sent, `KafkaBusError` is raised and the whole poll is rewound: the
+        next poll delivers the same records again, so nothing is skipped and commits do not stall.
+        """
         try:
             polled = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
         except KafkaError as exc:
             raise KafkaBusError(f"poll failed: {exc}") from exc
         out: list[Received] = []
-        for tp, records in polled.items():
-            pending = self._pending.setdefault(tp, _Pending())
-            for record in records:
-                pending.offsets.append(record.offset)
-                try:
-                    batch = self.codec.decode(record.value)
-                except RecordError as exc:
-                    self._dead_letter(record, str(exc))
-                    pending.done.add(record.offset)
-                    continue
-                out.append(Received(tp.topic, tp.partition, record.offset, batch, record.timestamp))
+        try:
+            for tp, records in polled.items():
+                pending = self._pending.setdefault(tp, _Pending())
+                for record in records:
+                    pending.offsets.append(record.offset)
+                    try:
+                        batch = self.codec.decode(record.value)
+                    except RecordError as exc:
+                        self._dead_letter(record, str(exc))
+                        pending.done.add(record.offset)
+                        continue
+                    out.append(Received(tp.topic, tp.partition, record.offset, batch, record.timestamp))
+        except KafkaBusError:
+            self._rewind(polled)
+            raise
         return out
+
+    def _rewind(self, polled) -> None:
+        """Forget this poll's records and seek back to them, so the next poll delivers them again."""
+        for tp, records in polled.items():
+            if not records:
+                continue
+            first = records[0].offset
+            pending = self._pending.get(tp)
+            if pending is not None:
+                pending.offsets = [o for o in pending.offsets if o < first]
+                pending.done = {o for o in pending.done if o < first}
+            self._consumer.seek(tp, first)
 
     def _dead_letter(self, record, error: str) -> None:
         ts = record.timestamp if record.timestamp is not None and record.timestamp >= 0 else int(self._clock() * 1000)

@@ -9,6 +9,7 @@ import uuid
 import numpy as np
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaTimeoutError
 
 from detectors.types import MetricBatch
 from ingest import kafka_bus
@@ -276,6 +277,47 @@ def test_poison_record_goes_to_dead_letters_and_valid_ones_flow(kafka_bootstrap,
     assert letters[0].value == b'{"name": "cpu", "value": 1}' and letters[0].key == b"k"
     assert (headers["aiops.topic"], headers["aiops.partition"], headers["aiops.offset"]) == (topic, "1", "1")
     assert "magic" in headers["aiops.error"]
+
+
+class _FailingOnce:
+    """A dead-letter producer whose first send fails, as when the dead-letter topic is unreachable."""
+
+    def __init__(self, real: KafkaProducer) -> None:
+        self.real, self.failed = real, False
+
+    def send(self, *args, **kwargs):
+        if not self.failed:
+            self.failed = True
+            raise KafkaTimeoutError("dead-letter topic unavailable")
+        return self.real.send(*args, **kwargs)
+
+    def flush(self, timeout=None):
+        self.real.flush(timeout=timeout)
+
+    def close(self, timeout=None):
+        self.real.close(timeout=timeout)
+
+
+@pytest.mark.kafka
+def test_a_dead_letter_that_cannot_be_sent_rewinds_the_poll(kafka_bootstrap, names):
+    topic, dead, group = names
+    codec = RecordCodec(_registry_with(1))
+    raw = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    raw.send(topic, codec.encode(MetricBatch.from_arrays([0], [1.7e9], [1.0]))[0], partition=0)
+    raw.send(topic, b"poison", partition=0)
+    raw.flush()
+    dlq = _FailingOnce(raw)
+    consumer = _consumer(kafka_bootstrap, topic, dead, group, producer=dlq)
+    try:
+        deadline = time.monotonic() + 15
+        with pytest.raises(KafkaBusError, match="dead letter"):
+            while time.monotonic() < deadline:
+                consumer.poll(0.5)
+        again = _drain(consumer, 1)
+        assert [r.offset for r in again] == [0] and consumer.dead_letters == 1
+        assert consumer.commit(again) == {TopicPartition(topic, 0): 2}
+    finally:
+        consumer.close()  # closes the dead-letter producer too
 
 
 @pytest.mark.kafka
