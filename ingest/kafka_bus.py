@@ -245,12 +245,16 @@ class MetricConsumer:
                 max_poll_records=max_poll_records,
                 bootstrap_timeout_ms=bootstrap_timeout_ms,
             )
+        except KafkaError as exc:
+            raise KafkaBusError(f"cannot consume {list(topics)} at {bootstrap}: {exc}") from exc
+        try:
             self._consumer.subscribe(list(topics), listener=_Listener(self))
             self._dlq = producer or KafkaProducer(
                 bootstrap_servers=bootstrap, acks="all", retries=5, linger_ms=5, bootstrap_timeout_ms=bootstrap_timeout_ms
             )
         except KafkaError as exc:
-            raise KafkaBusError(f"cannot consume {list(topics)} at {bootstrap}: {exc}") from exc
+            self._consumer.close(autocommit=False)
+            raise KafkaBusError(f"cannot send dead letters to {dead_letter_topic!r} at {bootstrap}: {exc}") from exc
 
     # -- rebalance -------------------------------------------------------------------------------
 

@@ -401,7 +401,13 @@ def test_pause_stops_fetching_until_resume(kafka_bootstrap, names):
         consumer.close()
 
 
-@pytest.mark.kafka
 def test_producer_to_a_missing_broker_fails_with_our_error():
     with pytest.raises(KafkaBusError):
         MetricProducer("127.0.0.1:1", "nowhere", SeriesRegistry(), max_block_ms=500, bootstrap_timeout_ms=500)
+
+
+def test_consumer_of_a_missing_broker_fails_with_our_error():
+    with pytest.raises(KafkaBusError):
+        MetricConsumer(
+            "127.0.0.1:1", ["nowhere"], "g", SeriesRegistry(), dead_letter_topic="dead", bootstrap_timeout_ms=500
+        )
