@@ -103,7 +103,7 @@ class MetricProducer:
 
     Records are batched by the client (`linger_ms`, `batch_size`) and compressed (`compression`:
     zstd by default, which needs Kafka 2.1+ and the zstandard package, a dependency; over Tansu here it
-    produced 2.3x and consumed 1.6x the points/s of gzip, bench/kafka.py; "gzip" or None for older
+    produced 2.3-2.5x the points/s of gzip and consumed 1.0-1.6x, bench/kafka.py; "gzip" or None for older
     brokers). `producer` is a seam for tests.
     """
 

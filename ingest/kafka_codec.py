@@ -18,9 +18,9 @@ numpy columns indexing into that table:
 
 Why binary columns and not a JSON record (bench/kafka.py prints both): the points cost a few numpy
 calls however many a record holds, so what remains is per series and per record. With 100 points a
-series in a record, binary decodes 14x and encodes 3x faster than the same columns as msgspec JSON;
+series in a record, binary decodes ~15x and encodes 3x faster than the same columns as msgspec JSON;
 with each series once a record (a scrape), the identity table dominates both formats (~80 of ~100
-bytes a point raw, ~7 compressed) and binary is only ~1.2x faster. A producer-side dictionary of
+bytes a point raw, ~7 compressed) and binary decodes only ~1.4x faster, encodes on par. A producer-side dictionary of
 identities would remove that cost but makes records depend on state; not done. Each process interns
 identities into its own registry on decode, caching table entry → id.
 
@@ -164,15 +164,12 @@ class RecordCodec:
             raise RecordError(f"series table: {exc}") from exc
         if len(entries) != n_series:
             raise RecordError(f"series table has {len(entries)} entries; the header says {n_series}")
-        ids = self._ids
-        sids = np.empty(n_series, dtype=np.int32)
-        for i, raw in enumerate(entries):
-            key = bytes(raw)
-            sid = ids.get(key)
-            if sid is None:
-                sid = self._intern_entry(i, key)
-            sids[i] = sid
-        return sids
+        keys = [bytes(raw) for raw in entries]
+        get = self._ids.get
+        found = [get(key) for key in keys]
+        if None in found:  # identities not seen in this spelling before
+            found = [sid if sid is not None else self._intern_entry(i, keys[i]) for i, sid in enumerate(found)]
+        return np.array(found, dtype=np.int32)
 
     def _intern_entry(self, i: int, key: bytes) -> int:
         try:
