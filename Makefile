@@ -29,6 +29,7 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/detectors.py
 	$(BIN)/python bench/forecasting.py
+	$(BIN)/python bench/kafka.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

@@ -1,9 +1,34 @@
-"""How data enters the pipeline: decoding pushed payloads into columnar batches, the bus, the series registry."""
+"""How data enters the pipeline: decoding pushed payloads into columnar batches, the bus, the series registry.
+
+The Kafka transport (`ingest.kafka_bus`, `ingest.kafka_codec`) is re-exported lazily: importing
+kafka-python costs ~0.2 s, which the embedded, single-process mode never needs to pay.
+"""
+
+import importlib
 
 from ingest.bus import Bus, BusFull, InProcessBus
 from ingest.otlp import DecodedMetrics, OtlpBodyError, OtlpMetricsDecoder
 from ingest.points import BodyError, DecodedPoints, PointDecoder, Rejection
 from ingest.registry import SeriesKey, SeriesLimitReached, SeriesRegistry, series_key
+
+_LAZY = {
+    "KafkaBusError": "ingest.kafka_bus",
+    "MetricConsumer": "ingest.kafka_bus",
+    "MetricProducer": "ingest.kafka_bus",
+    "RebalanceHooks": "ingest.kafka_bus",
+    "Received": "ingest.kafka_bus",
+    "create_topics": "ingest.kafka_bus",
+    "RecordCodec": "ingest.kafka_codec",
+    "RecordError": "ingest.kafka_codec",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ingest' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "BodyError",
@@ -14,10 +39,18 @@ __all__ = [
     "InProcessBus",
     "OtlpBodyError",
     "OtlpMetricsDecoder",
+    "KafkaBusError",
+    "MetricConsumer",
+    "MetricProducer",
+    "RebalanceHooks",
+    "Received",
+    "RecordCodec",
+    "RecordError",
     "PointDecoder",
     "Rejection",
     "SeriesKey",
     "SeriesLimitReached",
     "SeriesRegistry",
+    "create_topics",
     "series_key",
 ]

@@ -57,3 +57,23 @@ def store(store_url) -> Iterator[StoreEngine]:
     engine.migrate()
     yield engine
     engine.close()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory) -> Iterator[str]:
+    """`127.0.0.1:PORT` of a Tansu broker (Kafka wire protocol) started once for the session.
+
+    Only Kafka tests ask for it, so the rest of the suite never starts a broker. Tests share it and
+    use topic and group names of their own (see tests/kafka_broker.py).
+    """
+    from kafka_broker import BrokerNotAvailable, tansu_broker
+
+    try:
+        broker = tansu_broker(tmp_path_factory.mktemp("tansu"))
+        bootstrap = broker.__enter__()
+    except BrokerNotAvailable as exc:
+        pytest.fail(str(exc))
+    try:
+        yield bootstrap
+    finally:
+        broker.__exit__(None, None, None)
