@@ -115,10 +115,10 @@ class AlertManager:
             return silence
         labels = alert["labels"]
         for rule, source, target in self._inhibit:  # a loop over rules and firing alerts, not points
-            if alert["severity"] != rule.target_severity or not _matches(target, labels):
+            if alert["severity"] != rule.target_severity or not target.matches_labels(labels):
                 continue
             for other in self._firing.values():
-                if other["id"] == alert.get("id") or other["severity"] != rule.source_severity or not _matches(source, other["labels"]):
+                if other["id"] == alert.get("id") or other["severity"] != rule.source_severity or not source.matches_labels(other["labels"]):
                     continue
                 if all(k in labels and other["labels"].get(k) == labels[k] for k in rule.equal):
                     return f"inhibited:alert:{other['id']}"
@@ -221,10 +221,6 @@ class AlertManager:
         changes["silenced_by"] = self._muted_by({**alert, **changes}, now)  # a silence may have begun or ended
         repository.update_alert(conn, alert["id"], changes)
         alert.update(changes)
-
-
-def _matches(selector, labels: dict[str, str]) -> bool:
-    return selector.matches(labels.get("__name__", ""), {k: v for k, v in labels.items() if k != "__name__"})
 
 
 def _severity_name(rank: int) -> str:

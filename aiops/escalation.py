@@ -37,9 +37,7 @@ class Escalations:
         return bool(self._policies)
 
     def policy_for(self, labels: dict[str, str]) -> str | None:
-        name = labels.get("__name__", "")
-        plain = {k: v for k, v in labels.items() if k != "__name__"}
-        return next((p.name for p, sel in self._selectors if sel.matches(name, plain)), None)
+        return next((p.name for p, sel in self._selectors if sel.matches_labels(labels)), None)
 
     def delay(self, policy: str) -> float:
         """How long a new incident waits (open, unacknowledged, not being remediated) before its first page."""

@@ -87,13 +87,11 @@ class Planner:
 
     def runbook_for(self, alert: dict[str, Any]) -> Runbook | None:
         """The first runbook whose match fits the alert (kind, selector over its labels, lowest severity)."""
-        labels = dict(alert["labels"])
-        name = labels.pop("__name__", "")
         for rb, selector in self._selectors:
             m = rb.match
             if m.kind not in ("any", alert.get("kind", "anomaly")):
                 continue
-            if _RANK[alert["severity"]] < _RANK[m.severity] or not selector.matches(name, labels):
+            if _RANK[alert["severity"]] < _RANK[m.severity] or not selector.matches_labels(alert["labels"]):
                 continue
             return rb
         return None

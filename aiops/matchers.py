@@ -56,6 +56,10 @@ class Selector:
         full = {**labels, "__name__": name}
         return all(m.matches(full) for m in self.matchers)
 
+    def matches_labels(self, labels: Mapping[str, str]) -> bool:
+        """Match a label map that carries the series name as `__name__` (as alerts' labels do)."""
+        return all(m.matches(labels) for m in self.matchers)
+
     def __str__(self) -> str:
         return "{" + ", ".join(str(m) for m in self.matchers) + "}"
 

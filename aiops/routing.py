@@ -66,13 +66,10 @@ class RoutingTree:
         return _Node(resolved, parse_selector(route.selector), route.continue_, children)
 
     def match(self, labels: dict[str, str]) -> list[ResolvedRoute]:
-        name = labels.get("__name__", "")
-        plain = {k: v for k, v in labels.items() if k != "__name__"}
-
         def walk(node: _Node) -> list[ResolvedRoute]:
             found: list[ResolvedRoute] = []
             for child in node.children:
-                if child.selector.matches(name, plain):
+                if child.selector.matches_labels(labels):
                     found += walk(child)
                     if not child.continue_:
                         break

@@ -30,8 +30,7 @@ class Silence:
     def mutes(self, labels: Mapping[str, str], now: float) -> bool:
         if not self.starts_at <= now < self.ends_at:
             return False
-        plain = {k: v for k, v in labels.items() if k != "__name__"}
-        return self.selector.matches(labels.get("__name__", ""), plain)
+        return self.selector.matches_labels(labels)
 
 
 _DAY = 86400.0
@@ -53,8 +52,7 @@ class _Window:
             weekday = int((day // _DAY + 3) % 7)  # 1970-01-01 was a Thursday
             begins = day + self.start_s
             if weekday in self.weekdays and begins <= now < begins + self.duration_s:
-                plain = {k: v for k, v in labels.items() if k != "__name__"}
-                return self.selector.matches(labels.get("__name__", ""), plain)
+                return self.selector.matches_labels(labels)
         return False
 
 

@@ -39,3 +39,13 @@ def test_selector_renders_back_to_its_syntax():
     sel = parse_selector('cpu{host="a\\"b", env!~"dev"}')
     assert str(sel) == '{__name__="cpu", host="a\\"b", env!~"dev"}'
     assert parse_selector(str(sel)) == sel
+
+
+def test_matching_a_label_map_that_carries_the_name_is_matching_name_and_labels_apart():
+    from aiops.matchers import parse_selector
+
+    for text in ('{__name__="cpu", host=~"a.*"}', '{host!="b"}', "{}", '{__name__=""}'):
+        selector = parse_selector(text)
+        for name, labels in (("cpu", {"host": "a1"}), ("mem", {"host": "b"}), ("", {})):
+            full = {"__name__": name, **labels} if name else dict(labels)
+            assert selector.matches_labels(full) == selector.matches(name, labels), (text, name, labels)
