@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
+from aiops.explain import fmt_value
 from aiops.matchers import parse_selector
 from aiops.settings import InhibitRule
 from aiops.silences import SilenceBook
@@ -227,10 +228,6 @@ def _severity_name(rank: int) -> str:
     return "critical" if rank >= 2 else "warning"
 
 
-def _fmt(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.4g}"
-
-
 def _duration(seconds: float) -> str:
     seconds = max(seconds, 0.0)
     if seconds < 120:
@@ -251,7 +248,7 @@ def _summary(rec: AnomalyRecord) -> str:
         verb = "reaches" if forecast["direction"] == "up" else "falls to"
         when = f"in ~{_duration(likely - now)}" if likely is not None else f"possibly, from ~{_duration(earliest - now)}"
         span = f"between {_duration(earliest - now)} and " + (_duration(latest - now) if latest is not None else "beyond the horizon")
-        return (f"{name}{{{where}}} {verb} {forecast['threshold']:.4g} {when} ({span}); now {_fmt(rec.value)}, "
+        return (f"{name}{{{where}}} {verb} {forecast['threshold']:.4g} {when} ({span}); now {fmt_value(rec.value)}, "
                 f"forecast by {forecast['model']}")[:1024]
     entity = rec.explanation.get("entity")
     if entity is not None:
@@ -262,8 +259,8 @@ def _summary(rec: AnomalyRecord) -> str:
     name, labels = rec.key
     where = ",".join(f'{k}="{v}"' for k, v in labels)
     return (
-        f"{name}{{{where}}} = {_fmt(rec.value)}, outside the expected band "
-        f"{_fmt(rec.lower)}..{_fmt(rec.upper)} (expected {_fmt(rec.expected)}; score {rec.score:.6f}, {rec.detector})"
+        f"{name}{{{where}}} = {fmt_value(rec.value)}, outside the expected band "
+        f"{fmt_value(rec.lower)}..{fmt_value(rec.upper)} (expected {fmt_value(rec.expected)}; score {rec.score:.6f}, {rec.detector})"
     )[:1024]
 
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-__all__ = ["alert_facts", "execution_payload", "group_payload", "incident_payload", "render"]
+__all__ = ["alert_facts", "execution_payload", "fmt_value", "group_payload", "incident_payload", "render"]
 
 PAYLOAD_VERSION = 1
 
 
-def _fmt(x: Any) -> str:
+def fmt_value(x: Any) -> str:
+    """A number as people read it in alerts and notifications (4 significant digits); None as n/a."""
     if x is None:
         return "n/a"
     return f"{x:.4g}" if isinstance(x, float) else str(x)
@@ -226,12 +227,12 @@ def render(payload: dict[str, Any]) -> list[str]:
     for f in payload["alerts"][:10]:
         where = ", ".join(f"{k}={v}" for k, v in sorted(f["where"].items()))
         if f["seen"] is not None:
-            band = f" (normal {_fmt(f['lower'])}..{_fmt(f['upper'])})" if f["lower"] is not None else ""
-            seen = f"seen {_fmt(f['seen'])}, expected {_fmt(f['expected'])}{band}"
+            band = f" (normal {fmt_value(f['lower'])}..{fmt_value(f['upper'])})" if f["lower"] is not None else ""
+            seen = f"seen {fmt_value(f['seen'])}, expected {fmt_value(f['expected'])}{band}"
         else:
             seen = f["summary"]
         lines.append(f"- {f['what']} on {where}: {seen}; since {_when(f['since'])}, {f['count']} {'anomaly' if f['count'] == 1 else 'anomalies'}")
-        why = ", ".join(f"{d} {_fmt(s)}" for d, s in list(f["detectors"].items())[:4])
+        why = ", ".join(f"{d} {fmt_value(s)}" for d, s in list(f["detectors"].items())[:4])
         if f.get("drivers"):
             why += "; driven by " + ", ".join(f"{k} {v:.0%}" for k, v in list(f["drivers"].items())[:3])
         if why:
