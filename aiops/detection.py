@@ -25,7 +25,7 @@ from detectors import SEVERITIES, Detector, MetricBatch, Scores
 from detectors.calibration import Calibrated
 from detectors.counters import CounterRate
 from detectors.registry import DetectorRegistry, default_registry
-from ingest.registry import SeriesRegistry
+from ingest.registry import SeriesRegistry, grow_id_map
 
 __all__ = ["Detection", "DetectionRouter", "ReconfigureReport"]
 
@@ -43,11 +43,7 @@ class _Slot:
 
     def local_ids(self, global_ids: np.ndarray) -> np.ndarray:
         """Slot-local ids of `global_ids`, assigning new ones in order of first sight."""
-        top = int(global_ids.max()) + 1
-        if top > len(self.local_of):
-            grown = np.full(max(top, 2 * len(self.local_of), 64), -1, dtype=np.int32)
-            grown[: len(self.local_of)] = self.local_of
-            self.local_of = grown
+        self.local_of = grow_id_map(self.local_of, int(global_ids.max()) + 1, -1)
         local = self.local_of[global_ids]
         missing = local < 0
         if missing.any():
@@ -172,11 +168,7 @@ class DetectionRouter:
 
     def _route(self, new_ids: np.ndarray) -> None:
         """Pick the rule of each new series (a Python loop, but over new series only)."""
-        top = int(new_ids.max()) + 1
-        if top > len(self._rule_of):
-            grown = np.full(max(top, 2 * len(self._rule_of), 64), -1, dtype=np.int32)
-            grown[: len(self._rule_of)] = self._rule_of
-            self._rule_of = grown
+        self._rule_of = grow_id_map(self._rule_of, int(new_ids.max()) + 1, -1)
         for sid in new_ids.tolist():
             name, labels = self.series.key(sid)
             label_map = dict(labels)

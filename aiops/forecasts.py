@@ -33,7 +33,7 @@ from aiops.store.schema import forecasts
 from detectors import MetricBatch
 from forecasting import ForecastBatch, crossing_times, forecast, forecast_many
 from forecasting.linear import predict_linear
-from ingest.registry import SeriesRegistry
+from ingest.registry import SeriesRegistry, grow_id_map
 
 __all__ = ["ForecastService", "Verdicts"]
 
@@ -86,11 +86,7 @@ class ForecastService:
             return
         sid = batch.series_id
         with self._lock:
-            top = int(sid.max()) + 1
-            if top > len(self._rule_of):
-                grown = np.full(max(top, 2 * len(self._rule_of), 64), _UNDECIDED, dtype=np.int64)
-                grown[: len(self._rule_of)] = self._rule_of
-                self._rule_of = grown
+            self._rule_of = grow_id_map(self._rule_of, int(sid.max()) + 1, _UNDECIDED)
             new = np.unique(sid[self._rule_of[sid] == _UNDECIDED])
             if len(new):
                 self._route(new)

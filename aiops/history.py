@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from detectors import MetricBatch
+from ingest.registry import grow_id_map
 
 __all__ = ["HistoryKeeper"]
 
@@ -40,10 +41,8 @@ class HistoryKeeper:
         """Start keeping history for these series (ones already watched are ignored)."""
         ids = np.unique(np.asarray(series_ids, dtype=np.int64))
         with self._lock:
-            if len(ids) and ids.max() >= len(self._slot_of):
-                grown = np.full(max(int(ids.max()) + 1, 2 * len(self._slot_of)), -1, dtype=np.int64)
-                grown[: len(self._slot_of)] = self._slot_of
-                self._slot_of = grown
+            if len(ids):
+                self._slot_of = grow_id_map(self._slot_of, int(ids.max()) + 1, -1)
             new = ids[self._slot_of[ids] < 0]
             if not len(new):
                 return

@@ -10,7 +10,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 
-__all__ = ["SeriesKey", "SeriesRegistry", "SeriesLimitReached", "series_key"]
+import numpy as np
+
+__all__ = ["SeriesKey", "SeriesRegistry", "SeriesLimitReached", "grow_id_map", "series_key"]
 
 SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
 
@@ -18,6 +20,19 @@ SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
 def series_key(name: str, labels: Mapping[str, str]) -> SeriesKey:
     """The canonical identity of a series: its name and its labels sorted by key."""
     return name, tuple(sorted(labels.items()))
+
+
+def grow_id_map(ids: np.ndarray, size: int, fill: int) -> np.ndarray:
+    """An array indexed by series id (a rule, slot or row per series) long enough for ids below `size`.
+
+    Returned as it is when long enough; else a copy at least twice as long (amortized growth, at least
+    64), its new entries `fill` (the "not decided yet" mark of the caller).
+    """
+    if size <= len(ids):
+        return ids
+    grown = np.full(max(size, 2 * len(ids), 64), fill, dtype=ids.dtype)
+    grown[: len(ids)] = ids
+    return grown
 
 
 class SeriesLimitReached(Exception):

@@ -76,3 +76,16 @@ def test_registry_interning_is_thread_safe():
     for t in threads:
         t.join()
     assert results[0] == results[1] and sorted(set(results[0])) == list(range(2000))
+
+
+def test_id_maps_grow_by_doubling_and_keep_their_entries():
+    import numpy as np
+
+    from ingest.registry import grow_id_map
+
+    ids = np.array([3, -1, 7], dtype=np.int32)
+    assert grow_id_map(ids, 3, -2) is ids  # long enough: untouched
+    grown = grow_id_map(ids, 4, -2)
+    assert grown.dtype == np.int32 and len(grown) == 64 and grown[:3].tolist() == [3, -1, 7] and (grown[3:] == -2).all()
+    assert len(grow_id_map(np.zeros(100, dtype=np.int64), 101, 0)) == 200
+    assert len(grow_id_map(np.zeros(100, dtype=np.int64), 500, 0)) == 500
