@@ -23,7 +23,7 @@ from aiops.explain import execution_payload, group_payload, incident_payload
 from aiops.incidents import IncidentManager
 from aiops.outbox import Outbox
 from aiops.routing import Dispatcher, Notification, RoutingTree
-from aiops.settings import Settings
+from aiops.settings import Route, Settings
 from aiops.store.schema import alerts, incident_alerts, notifications
 
 __all__ = ["Notifier"]
@@ -35,6 +35,8 @@ class Notifier:
     def __init__(self, settings: Settings, incidents: IncidentManager, outbox: Outbox) -> None:
         self.incidents = incidents
         self.outbox = outbox
+        self._route: Route | None = None
+        self.dispatcher: Dispatcher | None = None
         self.configure(settings)
         incidents.listeners.append(self._incident_changed)
 
@@ -45,10 +47,8 @@ class Notifier:
         self.topology = alerting.incidents.topology
         self.lookback_s = alerting.incidents.change_lookback_s
         route = alerting.route
-        if route is None:
-            self.dispatcher = None
-        elif getattr(self, "_route", None) != route:
-            self.dispatcher = Dispatcher(RoutingTree(route))
+        if route != self._route:
+            self.dispatcher = None if route is None else Dispatcher(RoutingTree(route))
         self._route = route
 
     @property
