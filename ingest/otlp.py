@@ -402,72 +402,69 @@ class OtlpMetricsDecoder:
 
     def _histogram(self, name, series, point, t, start, out) -> None:
         bounds, counts = _explicit_buckets(point)
-        self._cumulative_buckets(name, series, point, t, start, out, (bounds,), counts, _explicit_edges(bounds))
+        lower, upper = _explicit_edges(bounds)
+
+        def interval(p_bounds, p_counts):
+            if p_bounds != bounds:  # bucket layout changed: no common ground, prime again
+                return None
+            return lower, upper, [c - p for c, p in zip(counts, p_counts)] if len(counts) == len(p_counts) else counts
+
+        self._cumulative_buckets(name, series, point, t, start, out, bounds, counts,
+                                 lambda: (lower, upper, counts), interval)
 
     def _delta_histogram(self, name, series, point, t, start, out) -> None:
         bounds, counts = _explicit_buckets(point)
-        self._delta_buckets(name, series, point, t, start, out, counts, _explicit_edges(bounds))
+        self._delta_buckets(name, series, point, t, start, out, *_explicit_edges(bounds), counts)
 
     def _exp_histogram(self, name, series, point, t, start, out) -> None:
         scale, buckets = _exp_buckets(point)
-        # state holds the buckets as {(sign, index): count} at `scale`; compared after a common downscale
-        sid = self._sid(name + "_count_rate", series)
-        prev = self._prev(out, sid)
-        count = _count(point)
-        if prev is not None and t <= prev[1]:
-            return
-        out.pending[sid] = (start, t, count, scale, buckets)
-        if prev is None:
-            return
-        p_start, p_t, p_count, p_scale, p_buckets = prev
-        low = min(scale, p_scale)
-        cur, old = _downscale(buckets, scale - low), _downscale(p_buckets, p_scale - low)
-        diff = {k: c - old.get(k, 0.0) for k, c in cur.items()}
-        reset = count < p_count or (start and p_start and start != p_start) or any(c < 0 for c in diff.values()) \
-            or any(k not in cur for k in old)
-        if reset:
-            diff, since, dcount = cur, (max(start, p_t) if start < t else p_t), count
-        else:
-            since, dcount = p_t, count - p_count
-        self._put(out, sid, t, dcount / ((t - since) / 1e9))
-        self._quantiles(out, name, series, t, *_exp_edges(diff, low, point))
+
+        def interval(p_scale, p_buckets):  # buckets as {(sign, index): count}, compared after a common downscale
+            low = min(scale, p_scale)
+            cur, old = _downscale(buckets, scale - low), _downscale(p_buckets, p_scale - low)
+            return _exp_edges({k: cur.get(k, 0.0) - old.get(k, 0.0) for k in cur.keys() | old.keys()}, low, point)
+
+        self._cumulative_buckets(name, series, point, t, start, out, scale, buckets,
+                                 lambda: _exp_edges(buckets, scale, point), interval)
 
     def _delta_exp_histogram(self, name, series, point, t, start, out) -> None:
         scale, buckets = _exp_buckets(point)
-        if not 0 < start < t:
-            raise _Bad("startTimeUnixNano", "a delta histogram needs a start time before timeUnixNano")
-        count = _count(point)
-        self._emit(out, name + "_count_rate", series, t, count / ((t - start) / 1e9))
-        self._quantiles(out, name, series, t, *_exp_edges(buckets, scale, point))
+        self._delta_buckets(name, series, point, t, start, out, *_exp_edges(buckets, scale, point))
 
-    def _cumulative_buckets(self, name, series, point, t, start, out, shape, counts, edges) -> None:
+    def _cumulative_buckets(self, name, series, point, t, start, out, layout, counts, whole, interval) -> None:
+        """Count rate and quantiles of the interval since the previous point of a cumulative histogram.
+
+        `interval(previous layout, previous counts)` gives (lower, upper, counts) of the buckets' increase,
+        or None when the layouts share no ground; `whole()` the point's own buckets, used after a reset.
+        """
         sid = self._sid(name + "_count_rate", series)
         prev = self._prev(out, sid)
         count = _count(point)
         if prev is not None and t <= prev[1]:
             return
-        out.pending[sid] = (start, t, count, shape, counts)
+        out.pending[sid] = (start, t, count, layout, counts)
         if prev is None:
             return
-        p_start, p_t, p_count, p_shape, p_counts = prev
-        if p_shape != shape:  # bucket layout changed: no common ground, prime again
+        p_start, p_t, p_count, p_layout, p_counts = prev
+        found = interval(p_layout, p_counts)
+        if found is None:
             return
-        diff = [c - p for c, p in zip(counts, p_counts)] if len(counts) == len(p_counts) else counts
-        if count < p_count or (start and p_start and start != p_start) or (diff and min(diff) < 0):
-            diff, since, dcount = counts, (max(start, p_t) if start < t else p_t), count
+        lower, upper, diff = found
+        if count < p_count or (start and p_start and start != p_start) or (len(diff) and min(diff) < 0):
+            (lower, upper, diff), since, dcount = whole(), (max(start, p_t) if start < t else p_t), count
         else:
             since, dcount = p_t, count - p_count
         self._put(out, sid, t, dcount / ((t - since) / 1e9))
         if len(diff):
-            self._quantiles(out, name, series, t, edges[0], edges[1], diff)
+            self._quantiles(out, name, series, t, lower, upper, diff)
 
-    def _delta_buckets(self, name, series, point, t, start, out, counts, edges) -> None:
+    def _delta_buckets(self, name, series, point, t, start, out, lower, upper, counts) -> None:
         if not 0 < start < t:
             raise _Bad("startTimeUnixNano", "a delta histogram needs a start time before timeUnixNano")
         count = _count(point)
         self._emit(out, name + "_count_rate", series, t, count / ((t - start) / 1e9))
         if len(counts):
-            self._quantiles(out, name, series, t, edges[0], edges[1], counts)
+            self._quantiles(out, name, series, t, lower, upper, counts)
 
     def _quantiles(self, out, name, series, t, lower, upper, counts) -> None:
         if sum(counts) <= 0:
