@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from aiops.explain import fmt_value
+from aiops.explain import fmt_duration, fmt_value
 from aiops.matchers import parse_selector
 from aiops.settings import InhibitRule
 from aiops.silences import SilenceBook
@@ -228,17 +228,6 @@ def _severity_name(rank: int) -> str:
     return "critical" if rank >= 2 else "warning"
 
 
-def _duration(seconds: float) -> str:
-    seconds = max(seconds, 0.0)
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.0f} h"
-    return f"{seconds / 86400:.1f} days"
-
-
 def _summary(rec: AnomalyRecord) -> str:
     forecast = rec.explanation.get("forecast")
     if forecast is not None:
@@ -246,8 +235,8 @@ def _summary(rec: AnomalyRecord) -> str:
         where = ",".join(f'{k}="{v}"' for k, v in labels)
         now, likely, earliest, latest = forecast["at"], forecast["likely"], forecast["earliest"], forecast["latest"]
         verb = "reaches" if forecast["direction"] == "up" else "falls to"
-        when = f"in ~{_duration(likely - now)}" if likely is not None else f"possibly, from ~{_duration(earliest - now)}"
-        span = f"between {_duration(earliest - now)} and " + (_duration(latest - now) if latest is not None else "beyond the horizon")
+        when = f"in ~{fmt_duration(likely - now)}" if likely is not None else f"possibly, from ~{fmt_duration(earliest - now)}"
+        span = f"between {fmt_duration(earliest - now)} and " + (fmt_duration(latest - now) if latest is not None else "beyond the horizon")
         return (f"{name}{{{where}}} {verb} {forecast['threshold']:.4g} {when} ({span}); now {fmt_value(rec.value)}, "
                 f"forecast by {forecast['model']}")[:1024]
     entity = rec.explanation.get("entity")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-__all__ = ["alert_facts", "execution_payload", "fmt_value", "group_payload", "incident_payload", "render"]
+__all__ = ["alert_facts", "execution_payload", "fmt_duration", "fmt_value", "group_payload", "incident_payload", "render"]
 
 PAYLOAD_VERSION = 1
 
@@ -24,8 +24,16 @@ def fmt_value(x: Any) -> str:
     return f"{x:.4g}" if isinstance(x, float) else str(x)
 
 
-def _ago(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+def fmt_duration(seconds: float) -> str:
+    """A span of time as people say it: seconds under 2 min, minutes under 2 h, hours under 2 days, then days."""
+    seconds = max(seconds, 0.0)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 def _when(ts: float) -> str:
@@ -246,7 +254,7 @@ def render(payload: dict[str, Any]) -> list[str]:
         for o in incident["origins"][:3]:
             lines.append(f"  likely origin #{o['rank']}: {o['service']} ({'; '.join(o['reasons'])})")
         for c in incident["likely_causes"][:3]:
-            lines.append(f"  likely cause: {c['kind']} {c['title']} ({c['source']}), {_ago(c['lead_s'])} before the alerts it may explain")
+            lines.append(f"  likely cause: {c['kind']} {c['title']} ({c['source']}), {fmt_duration(c['lead_s'])} before the alerts it may explain")
     for rb in payload["runbooks"]:
         lines.append(f"runbook{' (runs automatically)' if rb['automatic'] else ''}: {rb['url']}")
     return lines
