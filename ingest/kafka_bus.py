@@ -24,7 +24,7 @@ Exceptions (foreign errors mapped at this boundary):
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kafka import AsyncConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -202,7 +202,8 @@ class MetricConsumer:
 
     Starts from the group's committed offsets, or the earliest ones for a partition it never committed.
     `dead_letter_topic` receives undecodable records; `producer` (a seam) sends them. `clock` gives
-    the time of a dead letter's record when the broker gave none.
+    the time of a dead letter's record when the broker gave none. `decoders` read topics that are not
+    in our record format (e.g. ingest.kafka_mapping.JsonMapping.decode); they raise RecordError.
     """
 
     def __init__(
@@ -221,10 +222,12 @@ class MetricConsumer:
         client_id: str = "aiops",
         producer: KafkaProducer | None = None,
         clock: Callable[[], float] = time.time,
+        decoders: Mapping[str, Callable[[bytes], MetricBatch]] | None = None,
     ) -> None:
         self.group_id = group_id
         self.dead_letter_topic = dead_letter_topic
         self.codec = RecordCodec(registry)
+        self.decoders = dict(decoders or {})  # topic → decoder of records not in our format (RecordError if bad)
         self.hooks = hooks or RebalanceHooks()
         self._clock = clock
         self._pending: dict[TopicPartition, _Pending] = {}
@@ -292,10 +295,11 @@ class MetricConsumer:
         try:
             for tp, records in polled.items():
                 pending = self._pending.setdefault(tp, _Pending())
+                decode = self.decoders.get(tp.topic, self.codec.decode)
                 for record in records:
                     pending.offsets.append(record.offset)
                     try:
-                        batch = self.codec.decode(record.value)
+                        batch = decode(record.value)
                     except RecordError as exc:
                         self._dead_letter(record, str(exc))
                         pending.done.add(record.offset)
