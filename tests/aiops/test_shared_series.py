@@ -1,0 +1,64 @@
+"""Several processes writing one store: series ids resolved by identity, alerts deduplicated in the store."""
+
+from __future__ import annotations
+
+from aiops.alerts import AlertManager, AnomalyRecord
+from aiops.shared_series import StoreSeries
+from aiops.store import repository
+from ingest import SeriesRegistry, series_key
+
+
+def _record(sid: int, key, ts: float = 100.0) -> AnomalyRecord:
+    return AnomalyRecord(sid, key, ts, 9.0, 1.0, 0.0, 2.0, 0.9, "critical", "ewma_zscore", {})
+
+
+def test_two_processes_get_one_id_per_identity_and_dense_ids(store):
+    a, b = SeriesRegistry(), SeriesRegistry()
+    x, y, z = (series_key("cpu", {"host": h}) for h in "xyz")
+    a_ids = [a.intern(k) for k in (x, y)]  # local ids 0, 1
+    b_ids = [b.intern(k) for k in (z, y)]  # local ids 0, 1: the same numbers, other series
+    sa, sb = StoreSeries(a), StoreSeries(b)
+    with store.begin() as conn:
+        ra = sa.resolve(conn, [_record(a_ids[0], x), _record(a_ids[1], y)], 1.0)
+    sa.commit()
+    with store.begin() as conn:
+        rb = sb.resolve(conn, [_record(b_ids[0], z), _record(b_ids[1], y)], 1.0)
+    sb.commit()
+    assert [r.series_id for r in ra] == [0, 1]
+    assert [r.series_id for r in rb] == [2, 1]  # y reused by identity, z gets the next id
+    with store.begin() as conn:
+        assert repository.load_series(conn) == [(0, x), (1, y), (2, z)]
+
+
+def test_ids_of_a_rolled_back_transaction_are_forgotten(store):
+    reg = SeriesRegistry()
+    key = series_key("cpu", {"host": "x"})
+    sid = reg.intern(key)
+    shared = StoreSeries(reg)
+    try:
+        with store.begin() as conn:
+            shared.resolve(conn, [_record(sid, key)], 1.0)
+            raise RuntimeError("the batch failed")
+    except RuntimeError:
+        shared.rollback()
+    assert shared.store_id(sid) is None
+    with store.begin() as conn:
+        assert repository.load_series(conn) == []
+
+
+def test_a_shared_alert_manager_updates_an_alert_another_process_opened(store):
+    reg = SeriesRegistry()
+    key = series_key("cpu", {"host": "x"})
+    shared = StoreSeries(reg)
+    first, second = AlertManager(300.0, shared=True), AlertManager(300.0, shared=True)
+    with store.begin() as conn:
+        second.load(conn)  # loaded before the alert exists, as a worker that took the partition earlier
+        (alert_id,), events = first.observe(conn, shared.resolve(conn, [_record(reg.intern(key), key)], 1.0), 1.0)
+    shared.commit()
+    assert [e.event for e in events] == ["opened"]
+    with store.begin() as conn:
+        ids, events = second.observe(conn, shared.resolve(conn, [_record(0, key, ts=110.0)], 2.0), 2.0)
+    assert ids == [alert_id] and [e.event for e in events] == ["updated"]
+    with store.begin() as conn:
+        (row,) = repository.firing_alerts(conn)
+    assert row["count"] == 2
