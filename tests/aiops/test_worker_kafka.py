@@ -119,8 +119,9 @@ def pg_url(pg_database) -> str:
     return pg_database
 
 
-def _start(worker: Worker) -> tuple[threading.Event, threading.Thread]:
+def _start(worker: Worker, before_run=lambda: None) -> tuple[threading.Event, threading.Thread]:
     worker.start()  # the store is migrated and the consumer subscribed before the test reads either
+    before_run()
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
     thread.start()
@@ -216,6 +217,40 @@ def test_a_replay_of_stored_but_uncommitted_records_stores_nothing_twice(kafka_b
     assert _committed(kafka_bootstrap, settings.kafka.group, topics.metrics) == fleet.records
 
 
+def test_a_worker_behind_pauses_its_partitions_and_resumes_when_drained(kafka_bootstrap, tag, tmp_path):
+    settings = Settings.model_validate(_config(kafka_bootstrap, f"sqlite:///{tmp_path / 'aiops.db'}", tag,
+                                               queue_records=2, coalesce_records=1, max_poll_records=8))
+    topics = settings.kafka.topics
+    create_topics(kafka_bootstrap, {topics.metrics: PARTITIONS, topics.dead_letter: 1, topics.anomalies: 1, topics.alerts: 1})
+    fleet = Fleet(kafka_bootstrap, topics.metrics, 10)
+    for t in range(20):
+        fleet.step(t)
+    fleet.close()
+    worker = Worker(settings)
+    slow = worker.pipeline.process
+
+    def process(*args, **kwargs):  # detection slower than the broker delivers
+        threading.Event().wait(0.05)
+        return slow(*args, **kwargs)
+
+    worker.pipeline.process = process
+    calls: list[str] = []
+
+    def spy() -> None:
+        pause, resume = worker.consumer.pause, worker.consumer.resume
+        worker.consumer.pause = lambda *a: calls.append("pause") or pause(*a)
+        worker.consumer.resume = lambda *a: calls.append("resume") or resume(*a)
+
+    stop, thread = _start(worker, before_run=spy)
+    try:
+        wait_for(lambda: worker.points, lambda n: n == 200, 60)
+    finally:
+        stop.set()
+        thread.join(60)
+    assert worker.points == 200
+    assert calls[:2] == ["pause", "resume"] and len(calls) >= 2
+
+
 # -- worker processes ------------------------------------------------------------------------------
 
 
@@ -292,12 +327,13 @@ def test_a_worker_killed_mid_stream_and_restarted_loses_no_point_and_duplicates_
                              lambda r: len(r) >= len(spikes), 120)
         committed = wait_for(lambda: _committed(kafka_bootstrap, config["kafka"]["group"], topics.metrics),
                              lambda n: n == fleet.records, 60)
-        assert second.terminate() == 0
+        assert second.terminate() == 0  # SIGTERM: drain, commit, checkpoint, leave
     finally:
         first.proc.kill()
         if second is not None:
             second.proc.kill()
     assert committed == fleet.records  # every record processed and committed: no point lost
+    assert sum(_checkpointed_offsets(store, config["kafka"]["group"]).values()) == fleet.records  # state saved at exit
     labels = lambda raw: json.loads(raw) if isinstance(raw, str) else raw  # noqa: E731
     assert sorted((ts, labels(lab)["host"]) for ts, lab in anomalies) == sorted(
         (T0 + 10.0 * t, f"h{s}") for t, s in spikes.items())  # each spike once: none lost, none stored twice
