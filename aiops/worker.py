@@ -111,6 +111,7 @@ class Worker:
             hooks=RebalanceHooks(self._on_assign, self._on_revoke),
             session_timeout_ms=k.session_timeout_ms,
             max_poll_records=k.max_poll_records,
+            fetch_max_wait_ms=100,  # an idle partition's fetch returns within 0.1 s: part of produce → alert latency
             client_id=self.client_id,
             decoders=_mapping_decoders(k.mappings, self.service.registry, self.clock),
         )

@@ -173,7 +173,7 @@ def _run_workers(args, bootstrap: str, tmp: Path, n_workers: int) -> None:
 def _latency(args, bootstrap: str, feed: Feed, alerts_topic: str) -> list[float]:
     reader = KafkaConsumer(alerts_topic, bootstrap_servers=bootstrap, group_id=f"lat-{uuid.uuid4().hex[:6]}",
                            auto_offset_reset="earliest", enable_auto_commit=False, session_timeout_ms=6000,
-                           heartbeat_interval_ms=2000)
+                           heartbeat_interval_ms=2000, fetch_max_wait_ms=20)
     sent: dict[float, float] = {}  # data time of a step → wall time just before it was sent
     got: list[tuple[float, float]] = []  # (first_seen, wall time the opened event arrived)
     finished = threading.Event()

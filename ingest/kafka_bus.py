@@ -217,6 +217,7 @@ class MetricConsumer:
         hooks: RebalanceHooks | None = None,
         session_timeout_ms: int = 6000,
         max_poll_records: int = 500,
+        fetch_max_wait_ms: int = 500,
         request_timeout_ms: int = 30_000,
         bootstrap_timeout_ms: int = 10_000,
         client_id: str = "aiops",
@@ -246,6 +247,7 @@ class MetricConsumer:
                 heartbeat_interval_ms=max(100, session_timeout_ms // 3),
                 request_timeout_ms=request_timeout_ms,
                 max_poll_records=max_poll_records,
+                fetch_max_wait_ms=fetch_max_wait_ms,
                 bootstrap_timeout_ms=bootstrap_timeout_ms,
             )
         except KafkaError as exc:
