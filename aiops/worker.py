@@ -40,6 +40,7 @@ from aiops.pipeline import IngestItem
 from aiops.service import Service, topic_partitions
 from aiops.settings import Settings
 from ingest.kafka_bus import KafkaBusError, MetricConsumer, RebalanceHooks, Received, create_topics
+from ingest.registry import series_key
 
 __all__ = ["Worker", "WorkerError"]
 
@@ -290,17 +291,22 @@ class Worker:
             loaded = self.state.load(conn, partitions)
             self._skip_below.update(loaded)
             self._applied.update(load_applied(conn, self.kafka.group, partitions))
-            self.pipeline.alerts.load(conn, keep=lambda row: self._owns(row, owned))
+            members = {self.service.registry.key(int(sid)) for tp in partitions for sid in self.state.series_of(tp)}
+            self.pipeline.alerts.load(conn, keep=lambda row: self._owns(row, owned, members))
             if self.pipeline.incidents is not None:
                 self.pipeline.incidents.load(conn)
         self._paused = False
         log.info("partitions assigned", extra={"partitions": [str(tp) for tp in partitions], "warm": len(loaded)})
 
-    def _owns(self, alert: dict[str, Any], owned: set[int]) -> bool:
-        """Whether the alert's series hashes to a metrics partition this worker owns."""
+    def _owns(self, alert: dict[str, Any], owned: set[int], members: set) -> bool:
+        """Whether the alert's series is this worker's: it hashes to an owned metrics partition, or an
+        owned partition's checkpoint holds it (mapped topics are partitioned by their producers)."""
         labels = dict(alert["labels"])
         name = labels.pop("__name__", "")
-        entry = msgspec.json.encode((name, dict(sorted(labels.items()))))
+        key = series_key(name, labels)
+        if key in members:
+            return True
+        entry = msgspec.json.encode((name, dict(key[1])))
         return (murmur2(entry) & 0x7FFFFFFF) % self._n_partitions in owned
 
 

@@ -23,6 +23,7 @@ Exceptions (foreign errors mapped at this boundary):
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -124,6 +125,7 @@ class MetricProducer:
     ) -> None:
         self.topic = topic
         self.codec = RecordCodec(registry, max_points=max_points)
+        self._lock = threading.Lock()  # the codec's caches are not thread-safe; KafkaProducer is
         try:
             self._producer = producer or KafkaProducer(
                 bootstrap_servers=bootstrap,
@@ -145,13 +147,17 @@ class MetricProducer:
         self.n_partitions = len(partitions)
 
     def send(self, batch: MetricBatch) -> int:
-        """Queue `batch` for sending; returns the number of records. Points of a series keep their order."""
+        """Queue `batch` for sending; returns the number of records. Points of a series keep their order.
+
+        Thread-safe (the API-only ingest calls it from worker threads): batches are encoded one at a time.
+        """
         records = 0
         try:
-            for partition, part in self.codec.split_by_partition(batch, self.n_partitions).items():
-                for value in self.codec.encode(part):
-                    self._producer.send(self.topic, value=value, partition=partition)
-                    records += 1
+            with self._lock:
+                for partition, part in self.codec.split_by_partition(batch, self.n_partitions).items():
+                    for value in self.codec.encode(part):
+                        self._producer.send(self.topic, value=value, partition=partition)
+                        records += 1
         except KafkaTimeoutError as exc:
             raise BusFull(f"Kafka producer buffer for {self.topic!r} stayed full: {exc}") from exc
         except KafkaError as exc:
