@@ -58,6 +58,8 @@ class SharedSeries(Protocol):
 
     def resolve(self, conn, records: list[AnomalyRecord], now: float) -> list[AnomalyRecord]: ...
 
+    def local_ids(self, conn, store_ids: np.ndarray) -> np.ndarray: ...
+
     def commit(self) -> None: ...
 
     def rollback(self) -> None: ...
@@ -92,7 +94,7 @@ class Pipeline:
         self.notifier = notifier
         self.planner = planner
         self.forecasts = forecasts
-        self.watches = WatchKeeper()
+        self.watches = WatchKeeper(shared_series.local_ids if shared_series is not None else None)
         self.alerts = alerts
         self.store = store
         self.telemetry = telemetry

@@ -69,6 +69,12 @@ class StoreSeries:
             self._pending[sid] = found
         repository.insert_series(conn, new, now)
 
+    def local_ids(self, conn: Connection, store_ids: np.ndarray) -> np.ndarray:
+        """This process's ids of series named by store id (-1 for those it has not seen), by identity."""
+        rows = conn.execute(select(series.c.id, series.c.name, series.c.labels).where(series.c.id.in_(store_ids.tolist())))
+        local = {row.id: self.registry.get((row.name, tuple(sorted(row.labels.items())))) for row in rows}
+        return np.array([-1 if local.get(int(s)) is None else local[int(s)] for s in store_ids], dtype=np.int64)
+
     def commit(self) -> None:
         if self._pending:
             top = max(self._pending) + 1

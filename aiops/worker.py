@@ -17,6 +17,11 @@ Rebalances run `on_revoke` (wait for the queue to drain, commit, checkpoint the 
 state) and `on_assign` (load their state and applied offsets, reload the owned firing alerts) on
 kafka-python's IO thread while the poll thread waits. SIGTERM stops polling, drains, commits and
 checkpoints, then leaves the group.
+
+Exceptions:
+
+    WorkerError                   a batch could not be scored or stored: the worker stopped, uncommitted
+    ingest.kafka_bus.KafkaBusError  the broker could not be reached, or anomalies not published
 """
 
 from __future__ import annotations

@@ -62,3 +62,36 @@ def test_a_shared_alert_manager_updates_an_alert_another_process_opened(store):
     with store.begin() as conn:
         (row,) = repository.firing_alerts(conn)
     assert row["count"] == 2
+
+
+def test_a_workers_watch_follows_the_series_under_its_own_id(store):
+    import numpy as np
+    from sqlalchemy import insert, select
+
+    from aiops.store.schema import executions, verification_watches
+    from aiops.watches import WatchKeeper
+    from detectors import MetricBatch
+
+    reg = SeriesRegistry()
+    reg.intern(series_key("mem", {}))  # local id 0; the watched series will be local 1, store 0
+    key = series_key("cpu", {"host": "x"})
+    local = reg.intern(key)
+    shared = StoreSeries(reg)
+    with store.begin() as conn:
+        (store_id,) = [r.series_id for r in shared.resolve(conn, [_record(local, key)], 1.0)]
+        execution = conn.execute(insert(executions).returning(executions.c.id), [{
+            "runbook": "rb", "target": "t", "state": "verifying", "dry_run": True, "context": {}, "requested_by": "test",
+            "reason": "", "created_at": 1.0, "updated_at": 1.0}]).scalar_one()
+        conn.execute(insert(verification_watches), [{"execution_id": execution, "purpose": "verify", "series_id": store_id,
+                                                     "max_score": 0.5, "lower": None, "upper": None}])
+    shared.commit()
+    assert (store_id, local) == (0, 1)
+    keeper = WatchKeeper(shared.local_ids)
+    with store.begin() as conn:
+        keeper.refresh(conn)
+        assert shared.local_ids(conn, np.array([0, 7])).tolist() == [1, -1]  # 7: no such series
+    batch = MetricBatch.from_arrays([0, 1], [10.0, 10.0], [5.0, 0.2])  # local 0 is another series
+    assert keeper.observe(store.begin, batch, batch.value, np.array([0.9, 0.1]), np.ones(2, bool)) == 1
+    with store.begin() as conn:
+        row = conn.execute(select(verification_watches)).first()
+    assert (row.normal_since, row.last_value) == (10.0, 0.2)
