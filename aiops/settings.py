@@ -105,6 +105,15 @@ class KafkaMapping(_Section):
     ts: str | None = Field(None, description="path of the timestamp (unix s, ms above 1e11, or ISO-8601); none: time of receipt")
     value: str = Field(description="path of the numeric value")
 
+    @field_validator("points", "name", "labels", "ts", "value")
+    @classmethod
+    def _path(cls, text: str | None, info: ValidationInfo) -> str | None:
+        if text is None or (info.field_name == "name" and text.startswith("=") and len(text) > 1):
+            return text
+        if not text or any(not key for key in text.split(".")):
+            raise ValueError(f"{text!r} is not a dotted path (keys separated by single dots)")
+        return text
+
 
 class KafkaSettings(_Section):
     """The scale-out transport (docs/scaling.md): used by `server.mode: api-only` and `aiops worker`."""
@@ -121,6 +130,15 @@ class KafkaSettings(_Section):
     coalesce_records: int = Field(16, ge=1, description="records scored together in one detector call")
     checkpoint_every_s: float = Field(60.0, ge=0, description="save each owned partition's detector state this often (and on revocation); 0: only on revocation")
     mappings: list[KafkaMapping] = Field(default_factory=list, description="other teams' JSON topics the workers also read")
+
+    @model_validator(mode="after")
+    def _distinct_topics(self) -> KafkaSettings:
+        ours = {name for name in vars(self.topics).values() if name}
+        mapped = [m.topic for m in self.mappings]
+        clash = sorted({t for t in mapped if t in ours or mapped.count(t) > 1})
+        if clash:
+            raise ValueError(f"mapped topic(s) {', '.join(clash)} are mapped twice or are one of kafka.topics")
+        return self
 
 
 class IngestSettings(_Section):

@@ -51,3 +51,24 @@ def test_a_literal_name_no_labels_and_no_time_take_defaults():
 def test_a_message_that_does_not_match_is_a_record_error_naming_what(message, reason):
     with pytest.raises(RecordError, match=reason):
         _mapping(SeriesRegistry()).decode(message)
+
+
+@pytest.mark.parametrize(
+    ("kafka", "message"),
+    [
+        ({"mappings": [{"topic": "x", "name": "a..b", "value": "v"}]}, "not a dotted path"),
+        ({"mappings": [{"topic": "x", "name": "=cpu", "value": "v", "ts": ""}]}, "not a dotted path"),
+        ({"mappings": [{"topic": "aiops.metrics", "name": "=cpu", "value": "v"}]}, "one of kafka.topics"),
+        ({"mappings": [{"topic": "x", "name": "=cpu", "value": "v"}, {"topic": "x", "name": "n", "value": "v"}]}, "mapped twice"),
+        ({"mappings": [{"topic": "x", "name": "n", "value": "v", "unit": "ms"}]}, "unknown field|Extra inputs"),
+    ],
+)
+def test_mapping_settings_are_checked_when_loaded(tmp_path, kafka, message):
+    import yaml
+
+    from aiops.config_loader import ConfigError, load_settings
+
+    path = tmp_path / "aiops.yaml"
+    path.write_text(yaml.safe_dump({"kafka": kafka}))
+    with pytest.raises(ConfigError, match=message):
+        load_settings(path, environ={})
