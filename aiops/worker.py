@@ -199,7 +199,7 @@ class Worker:
                     break
             try:
                 with self._busy:
-                    if items:
+                    if items and self._error is None:  # after a failure nothing more is processed or committed
                         self._process(items)
                     self._tick()
             except Exception as exc:  # nothing of it is committed: the next owner processes it again
@@ -282,7 +282,10 @@ class Worker:
         with self._busy:
             self._commit_done()  # collected by the consumer and committed before the partitions move
             if self._error is None:
-                self._checkpoint(partitions)
+                try:
+                    self._checkpoint(partitions)
+                except Exception:  # the next owner starts from the previous checkpoint: warm, a little behind
+                    log.exception("partition state not saved on revocation")
             self.state.forget(partitions)
             for tp in partitions:
                 for table in (self._next, self._skip_below, self._applied):
@@ -291,6 +294,13 @@ class Worker:
         log.info("partitions revoked", extra={"partitions": [str(tp) for tp in partitions]})
 
     def _on_assign(self, partitions: list[TopicPartition]) -> None:
+        try:
+            self._assign(partitions)
+        except Exception as exc:  # without its applied offsets a replay could store twice: stop instead
+            log.exception("partitions could not be taken over; stopping")
+            self._error = exc
+
+    def _assign(self, partitions: list[TopicPartition]) -> None:
         owned = {tp.partition for tp in partitions if tp.topic == self.kafka.topics.metrics}  # eager: all it owns
         with self._busy, self.service.store.begin() as conn:
             loaded = self.state.load(conn, partitions)
