@@ -14,9 +14,11 @@
    (poll, decode, commit), i.e. what kafka-python allows one process.
 
 Starts Tansu like the tests (tests/kafka_broker.py) unless `--bootstrap` is given; the store is an
-SQLite file in a temp dir unless `--store` is given.
+SQLite file in a temp dir unless `--store` (a URL) or `--pg` (a server to create a database on) is
+given; with several workers use PostgreSQL, as a deployment would.
 
     .venv/bin/python bench/kafka_e2e.py [--points 3000000] [--series 10000] [--partitions 6] [--workers 1 2]
+                                        [--pg postgresql://postgres@127.0.0.1:5432/test]
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import tempfile
 import threading
 import time
 import uuid
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -108,13 +110,35 @@ def _assigned(log: Path) -> list[str] | None:
     return last
 
 
-def _run_workers(args, bootstrap: str, tmp: Path, n_workers: int) -> None:
+def _run_workers(args, bootstrap: str, tmp: Path, n_workers: int) -> float:
     tag = uuid.uuid4().hex[:8]
     topics = {"metrics": f"bench-{tag}", "dead_letter": f"bench-{tag}-dead", "anomalies": f"bench-{tag}-anomalies",
               "alerts": f"bench-{tag}-alerts"}
     create_topics(bootstrap, {topics["metrics"]: args.partitions, topics["dead_letter"]: 1, topics["anomalies"]: 1,
                               topics["alerts"]: 1})
-    store = args.store or f"sqlite:///{tmp / f'{tag}.db'}"
+    with _store(args, tmp, tag) as store:
+        return _measure(args, bootstrap, tmp, n_workers, tag, topics, store)
+
+
+@contextmanager
+def _store(args, tmp: Path, tag: str):
+    """A fresh store for one run: `--store`, a database created on `--pg`, or an SQLite file."""
+    if not args.pg:
+        yield args.store or f"sqlite:///{tmp / f'{tag}.db'}"
+        return
+    import psycopg
+
+    name = f"aiops_bench_{tag}"
+    with psycopg.connect(args.pg, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{args.pg.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(args.pg, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _measure(args, bootstrap: str, tmp: Path, n_workers: int, tag: str, topics: dict, store: str) -> float:
     StoreEngine(store).migrate()  # once, before workers start together (SQLite has no migration lock)
     config = {
         "store": {"url": store}, "logging": {"format": "json", "level": "info"},
@@ -242,7 +266,11 @@ def main() -> None:
     parser.add_argument("--spikes", type=int, default=50, help="alerts timed for the latency figures")
     parser.add_argument("--interval", type=float, default=0.2, help="seconds between latency steps")
     parser.add_argument("--bootstrap", help="an existing broker; default: start Tansu")
-    parser.add_argument("--store", help="SQLAlchemy URL of the store; default: an SQLite file in a temp dir")
+    parser.add_argument("--store", help="SQLAlchemy URL of an empty store for a single --workers run; default: an SQLite file "
+                        "in a temp dir per run")
+    parser.add_argument("--pg", metavar="URL", help="a PostgreSQL server (e.g. postgresql://postgres@127.0.0.1:5432/test): "
+                        "the store is a database created there for the run and dropped after (several workers "
+                        "writing one SQLite file wait on its lock)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         broker = nullcontext(args.bootstrap) if args.bootstrap else kafka_broker.tansu_broker(Path(tmp) / "tansu")
