@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,8 +95,10 @@ class AlertManager:
         flap_window_s: float = 3600.0,
         flap_hold: float = 4.0,
         inhibit: Sequence[InhibitRule] = (),
+        shared: bool = False,
     ) -> None:
         self.resolve_after_s = resolve_after_s
+        self.shared = shared  # other processes (Kafka workers) write alerts too: ask the store before opening
         self.silences = silences or SilenceBook()
         self.flap_opens = flap_opens
         self.flap_window_s = flap_window_s
@@ -125,8 +127,9 @@ class AlertManager:
                     return f"inhibited:alert:{other['id']}"
         return None
 
-    def load(self, conn: Connection) -> None:
-        self._firing = {row["fingerprint"]: row for row in repository.firing_alerts(conn)}
+    def load(self, conn: Connection, keep: Callable[[dict[str, Any]], bool] | None = None) -> None:
+        """Cache the firing alerts; a Kafka worker `keep`s only those of the series it owns."""
+        self._firing = {row["fingerprint"]: row for row in repository.firing_alerts(conn) if keep is None or keep(row)}
 
     @property
     def firing_count(self) -> int:
@@ -139,6 +142,9 @@ class AlertManager:
             by_fp.setdefault(rec.fingerprint, []).append(i)
         alert_ids = [0] * len(records)
         events: list[AlertEvent] = []
+        unknown = [fp for fp in by_fp if fp not in self._firing] if self.shared else []
+        if unknown:  # opened by the previous owner of a partition since this cache was loaded
+            self._firing.update((row["fingerprint"], row) for row in repository.firing_alerts(conn, unknown))
         for fp, indices in by_fp.items():
             group = [records[i] for i in indices]
             latest = max(group, key=lambda r: r.ts)

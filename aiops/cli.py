@@ -1,4 +1,4 @@
-"""The `aiops` command: serve, demo, config validate, score, forecast, backtest, runbook validate|run, executor, version."""
+"""The `aiops` command: serve, demo, worker, config validate, score, forecast, backtest, runbook validate|run, executor, version."""
 
 from __future__ import annotations
 
@@ -278,6 +278,30 @@ def _executor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker(args: argparse.Namespace) -> int:
+    """A Kafka consumer-group member running detection and alerting for the partitions it owns."""
+    import logging
+    import socket
+    import threading
+
+    from aiops.logs import configure_logging
+    from aiops.worker import Worker, WorkerError
+    from ingest.kafka_bus import KafkaBusError
+
+    settings = _settings_from(args.config)
+    configure_logging(settings.logging.format, settings.logging.level)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    worker = Worker(settings, client_id=f"aiops-worker-{socket.gethostname()}-{os.getpid()}")
+    try:
+        worker.run(stop)
+    except (KafkaBusError, WorkerError) as exc:
+        logging.getLogger("aiops.cli").error("aiops worker: %s", exc)
+        return 1
+    return 0
+
+
 def _settings_from(config: Path | None) -> Settings:
     from aiops.config_loader import load_settings
 
@@ -387,6 +411,15 @@ def build_parser() -> argparse.ArgumentParser:
                               "one of them, and taken over if its executor dies.")
     executor.add_argument("--config", type=Path, help="settings file (default: $AIOPS_CONFIG)")
     executor.set_defaults(run=_executor)
+
+    worker = sub.add_parser("worker", help="consume metrics from Kafka and detect (scale-out)",
+                            description="Join the Kafka consumer group kafka.group, read the metrics topic (and "
+                            "kafka.mappings topics), run detection and alerting for the partitions this worker "
+                            "owns, store anomalies and alerts, then commit. Partition state is checkpointed to the "
+                            "store and follows partitions across workers. SIGTERM commits and checkpoints, then "
+                            "leaves the group. See docs/scaling.md.")
+    worker.add_argument("--config", type=Path, help="settings file (default: $AIOPS_CONFIG)")
+    worker.set_defaults(run=_worker)
 
     logs = sub.add_parser("logs", help="work with log lines", description="Work with log lines.")
     logs_sub = logs.add_subparsers(dest="logs_command", required=True, metavar="ACTION")

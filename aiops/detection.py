@@ -27,7 +27,7 @@ from detectors.counters import CounterRate
 from detectors.registry import DetectorRegistry, default_registry
 from ingest.registry import SeriesRegistry, grow_id_map
 
-__all__ = ["Detection", "DetectionRouter", "ReconfigureReport"]
+__all__ = ["Detection", "DetectionRouter", "ReconfigureReport", "put_rows", "take_rows"]
 
 log = logging.getLogger(__name__)
 
@@ -281,3 +281,84 @@ class DetectionRouter:
                 restored += 1
         return restored
 
+
+    # -- per-partition state (aiops.partition_state) ----------------------------------------------
+
+    def series_state(self, groups: list[np.ndarray]) -> list[dict[str, Any]]:
+        """The learned state of each group of series ids alone (a Kafka partition's share).
+
+        Per slot: the positions (into the group) of the series it holds rows for, and its detector's
+        and counter's state restricted to those rows. Relies on the detector convention that every
+        array of a state_dict is indexed by slot-local series id on its first axis.
+        """
+        with self._lock:
+            full = [
+                (slot, slot.detector.state_dict(), slot.counter.state_dict() if slot.counter is not None else None)
+                for slot in self._slots
+            ]
+        out = []
+        for ids in groups:
+            slots = []
+            for slot, detector, counter in full:
+                inside = ids < len(slot.local_of)
+                local = np.full(len(ids), -1, dtype=np.int64)
+                local[inside] = slot.local_of[ids[inside]]
+                held = np.flatnonzero(local >= 0)
+                if len(held) == 0:
+                    continue
+                rows = local[held]
+                slots.append({
+                    "key": slot.key,
+                    "series": held,
+                    "detector": take_rows(detector, rows),
+                    "counter": take_rows(counter, rows) if counter is not None else None,
+                })
+            out.append({"version": 1, "slots": slots})
+        return out
+
+    def load_series_state(self, state: dict[str, Any], series_ids: np.ndarray) -> int:
+        """Restore a `series_state` group whose series are `series_ids` here; returns the slots restored.
+
+        Series this process already holds get the saved rows instead; new ones get new local rows.
+        Slots whose spec is not configured now are skipped (their series warm up afresh).
+        """
+        if state.get("version") != 1:
+            raise ValueError(f"unsupported series state version {state.get('version')!r}")
+        restored = 0
+        with self._lock:
+            by_key = {slot.key: slot for slot in self._slots}
+            for saved in state["slots"]:
+                slot = by_key.get(saved["key"])
+                positions = np.asarray(saved["series"], dtype=np.int64)
+                if slot is None or len(positions) == 0:
+                    continue
+                local = slot.local_ids(series_ids[positions])
+                n = slot.n_local
+                slot.detector.load_state_dict(put_rows(slot.detector.state_dict(), saved["detector"], local, n))
+                if slot.counter is not None and saved["counter"] is not None:
+                    slot.counter.load_state_dict(put_rows(slot.counter.state_dict(), saved["counter"], local, n))
+                restored += 1
+        return restored
+
+
+def take_rows(tree: Any, rows: np.ndarray) -> Any:
+    """`tree` (a state_dict) with every array cut to `rows` of its first axis; scalars kept."""
+    if isinstance(tree, dict):
+        return {k: take_rows(v, rows) for k, v in tree.items()}
+    if isinstance(tree, np.ndarray) and tree.ndim >= 1:
+        return tree[rows]
+    return tree
+
+
+def put_rows(current: Any, saved: Any, rows: np.ndarray, n: int) -> Any:
+    """`current` (a state_dict) with `saved`'s rows written at `rows`, every array `n` rows long."""
+    if isinstance(current, dict):
+        return {k: put_rows(v, saved[k], rows, n) if k in saved else v for k, v in current.items()}
+    if isinstance(current, np.ndarray) and current.ndim >= 1:
+        saved = np.asarray(saved, dtype=current.dtype)
+        out = np.zeros((n, *current.shape[1:]), dtype=current.dtype)
+        k = min(len(current), n)
+        out[:k] = current[:k]
+        out[rows] = saved
+        return out
+    return current

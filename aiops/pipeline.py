@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -32,7 +33,7 @@ from detectors.checkpoint import CheckpointError, pack, unpack
 from ingest.bus import Bus
 from ingest.registry import SeriesRegistry
 
-__all__ = ["CHECKPOINT_NAME", "IngestItem", "Pipeline", "METRICS_TOPIC"]
+__all__ = ["CHECKPOINT_NAME", "IngestItem", "OnPersist", "Pipeline", "METRICS_TOPIC", "SharedSeries"]
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,21 @@ class IngestItem:
 
     batch: MetricBatch
     received_at: float
+
+
+OnPersist = Callable[[object, list[AnomalyRecord], list[int], list[AlertEvent]], None]
+
+
+class SharedSeries(Protocol):
+    """Store ids for series when several processes write the `series` table (aiops.shared_series)."""
+
+    def resolve(self, conn, records: list[AnomalyRecord], now: float) -> list[AnomalyRecord]: ...
+
+    def local_ids(self, conn, store_ids: np.ndarray) -> np.ndarray: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
 
 
 class Pipeline:
@@ -68,6 +84,7 @@ class Pipeline:
         max_coalesce: int = 64,
         housekeeping_every_s: float = 1.0,
         checkpoint_every_s: float = 300.0,
+        shared_series: SharedSeries | None = None,
     ) -> None:
         self.bus = bus
         self.registry = registry
@@ -77,7 +94,7 @@ class Pipeline:
         self.notifier = notifier
         self.planner = planner
         self.forecasts = forecasts
-        self.watches = WatchKeeper()
+        self.watches = WatchKeeper(shared_series.local_ids if shared_series is not None else None)
         self.alerts = alerts
         self.store = store
         self.telemetry = telemetry
@@ -85,6 +102,7 @@ class Pipeline:
         self.max_coalesce = max_coalesce
         self.housekeeping_every_s = housekeeping_every_s
         self.checkpoint_every_s = checkpoint_every_s
+        self.shared_series = shared_series  # None: registry ids are the store's (one process writes series)
         self._last_checkpoint = clock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -155,20 +173,36 @@ class Pipeline:
         """Process what the bus holds (waiting up to `timeout` for it); returns the points scored."""
         items = self.bus.consume(METRICS_TOPIC, self.max_coalesce, timeout)
         now = self.clock()
-        if now - self._last_housekeeping >= self.housekeeping_every_s:
-            self._housekeeping(now)
+        self.tick(now)
         if not items:
             return 0
+        return self.process(items, now)
+
+    def process(
+        self,
+        items: list[IngestItem],
+        now: float,
+        *,
+        stored: np.ndarray | None = None,
+        on_persist: OnPersist | None = None,
+    ) -> int:
+        """Score `items` and persist what they produce; returns the points scored.
+
+        The Kafka worker calls this directly. `stored` marks points (of the concatenated batch) whose
+        effects a previous run already persisted: they still update the detectors, their anomalies are
+        not written again. `on_persist(conn, records, alert_ids, events)` runs inside the transaction
+        that stores the effects, after everything else is written.
+        """
         started = time.perf_counter()
         batch = MetricBatch.concat([item.batch for item in items])
         found = self.detection.update(batch)
-        records = self._records(batch, found)
+        records = self._records(batch, found, stored)
         self.watches.observe(self.store.begin, batch, found.values, found.scores.score, found.scores.ready)
         if self.forecasts is not None:
             self.forecasts.observe(batch)
         if self.entities is not None:
             self.entities.observe(batch)
-        self._persist(records, now)
+        self._persist(records, now, on_persist)
         self.telemetry.points_processed.inc(len(batch))
         done = self.clock()
         for item in items:
@@ -176,10 +210,17 @@ class Pipeline:
         self.telemetry.batch_seconds.observe(time.perf_counter() - started)
         return len(batch)
 
-    def _records(self, batch: MetricBatch, found: Detection) -> list[AnomalyRecord]:
+    def tick(self, now: float) -> None:
+        """Housekeeping when due: quiet alerts resolve, notifications go out, checkpoints are saved."""
+        if now - self._last_housekeeping >= self.housekeeping_every_s:
+            self._housekeeping(now)
+
+    def _records(self, batch: MetricBatch, found: Detection, stored: np.ndarray | None = None) -> list[AnomalyRecord]:
         scores = found.scores
         records = []
         for i in sorted(found.explanations):  # anomalies are rare: this loop runs over them, not over points
+            if stored is not None and stored[i]:
+                continue
             sid = int(batch.series_id[i])
             records.append(
                 AnomalyRecord(
@@ -198,12 +239,16 @@ class Pipeline:
             )
         return records
 
-    def _persist(self, records: list[AnomalyRecord], now: float) -> None:
+    def _persist(self, records: list[AnomalyRecord], now: float, on_persist: OnPersist | None = None) -> None:
         new_series = self.registry.drain_new()
+        if self.shared_series is not None:
+            new_series = []  # local ids are not the store's: `shared_series` maps the records' series
         if not new_series and not records:
             return
         try:
             with self.store.begin() as conn:
+                if self.shared_series is not None:
+                    records = self.shared_series.resolve(conn, records, now)
                 repository.insert_series(conn, new_series, now)
                 alert_ids, events = self.alerts.observe(conn, records, now)
                 repository.insert_anomalies(
@@ -232,11 +277,17 @@ class Pipeline:
                     self.incidents.apply(conn, events, now)
                 if self.planner is not None:
                     self.planner.plan(conn, events, now)  # runbooks for the alerts that opened
+                if on_persist is not None:
+                    on_persist(conn, records, alert_ids, events)
         except Exception:
+            if self.shared_series is not None:
+                self.shared_series.rollback()
             self.registry.requeue_new(new_series)
             with self.store.begin() as conn:
                 self._load_caches(conn)  # the caches may hold changes that were rolled back
             raise
+        if self.shared_series is not None:
+            self.shared_series.commit()
         for r in records:
             self.telemetry.anomalies.labels(severity=r.severity).inc()
         self._note(events)

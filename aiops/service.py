@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from aiops.alerts import AlertManager
 from aiops.config_loader import load_settings
@@ -25,6 +25,7 @@ from aiops.receivers import Receivers
 from aiops.remediation_hooks import ServiceHooks
 from aiops.silences import SilenceBook
 from aiops.pipeline import Pipeline
+from aiops.shared_series import StoreSeries
 from aiops.settings import Settings
 from aiops.store import ListQuery, StoreEngine, repository
 from aiops.telemetry import Telemetry
@@ -33,7 +34,7 @@ from ingest.otlp import OtlpMetricsDecoder
 from ingest.points import PointDecoder
 from ingest.registry import SeriesRegistry
 
-__all__ = ["ReloadResult", "Service"]
+__all__ = ["ReloadResult", "Service", "topic_partitions"]
 
 _LIVE_SECTIONS = ("detection", "alerting", "remediation", "forecasting")  # what a reload applies; the rest needs a restart
 
@@ -44,6 +45,14 @@ class ReloadResult:
     restart_required: list[str]  # changed sections that only a restart applies
 
 log = logging.getLogger(__name__)
+
+
+def topic_partitions(kafka) -> dict[str, int]:
+    """The topics a Kafka deployment uses and their partitions (metrics: `kafka.partitions`)."""
+    t = kafka.topics
+    topics = {t.metrics: kafka.partitions, t.dead_letter: 1}
+    topics.update({name: kafka.partitions for name in (t.anomalies, t.alerts) if name})
+    return topics
 
 
 class Service:
@@ -59,8 +68,12 @@ class Service:
         clock: Callable[[], float] = time.time,
         config_path: str | Path | None = None,
         connector_seams: dict[str, Any] | None = None,
+        role: Literal["service", "worker"] = "service",
     ) -> None:
         self.settings = settings
+        self.role = role
+        self.api_only = role == "service" and settings.server.mode == "api-only"
+        self.producer = None  # api-only: the MetricProducer ingest publishes to, made by `start`
         self.clock = clock
         self.config_path = config_path
         self._reload_lock = threading.Lock()
@@ -83,16 +96,18 @@ class Service:
         self.forecasts = ForecastService(settings.forecasting, self.registry, self.store, clock=clock)
         self.executor = Executor(self.store, settings, ServiceHooks(self.incidents, self.notifier), clock=clock,
                                  jenkins=None)
+        worker = role == "worker"  # a Kafka worker: series shared with other processes, state per partition
         self.pipeline = Pipeline(
             bus=self.bus,
             registry=self.registry,
             detection=self.detection,
-            entities=EntityMonitor(settings.detection.entities, self.registry),
+            entities=None if worker else EntityMonitor(settings.detection.entities, self.registry),
             incidents=self.incidents,
             notifier=self.notifier,
             planner=self.planner,
-            forecasts=self.forecasts,
-            checkpoint_every_s=settings.detection.checkpoint_every_s,
+            forecasts=None if worker else self.forecasts,
+            checkpoint_every_s=0.0 if worker else settings.detection.checkpoint_every_s,
+            shared_series=StoreSeries(self.registry) if worker else None,
             alerts=AlertManager(
                 settings.alerting.resolve_after_s,
                 self.silences,
@@ -100,6 +115,7 @@ class Service:
                 flap_window_s=settings.alerting.flap_window_s,
                 flap_hold=settings.alerting.flap_hold,
                 inhibit=settings.alerting.inhibit,
+                shared=worker,
             ),
             store=self.store,
             telemetry=self.telemetry,
@@ -111,21 +127,54 @@ class Service:
 
     @property
     def ready(self) -> bool:
-        return self._started and self.pipeline.running
+        return self._started and (self.api_only or self.pipeline.running)
 
     def start(self) -> None:
         self.store.migrate()
         with self.store.begin() as conn:
-            self.registry.load(repository.load_series(conn))
-            for row in repository.list_silences(conn, ListQuery(limit=100_000)).items:
-                self.silences.put(row["id"], row["selector"], row["starts_at"], row["ends_at"], row["comment"])
-        self.pipeline.start()
-        self.outbox.start()
-        self.forecasts.start()
+            if not self.api_only:  # api-only: ids only name series on their way to Kafka
+                self.registry.load(repository.load_series(conn))
+            self._load_silences(conn)
+        if self.api_only:
+            self._start_producer()
+        else:
+            self.pipeline.start()
+            self.outbox.start()
+            self.forecasts.start()
         if self.settings.remediation.executor:
             self.executor.start()
         self._started = True
         log.info("service started", extra={"store": self.store.dialect, "series": len(self.registry)})
+
+    def _load_silences(self, conn) -> None:
+        for row in repository.list_silences(conn, ListQuery(limit=100_000)).items:
+            self.silences.put(row["id"], row["selector"], row["starts_at"], row["ends_at"], row["comment"])
+
+    def _start_producer(self) -> None:
+        from ingest.kafka_bus import MetricProducer, create_topics
+
+        k = self.settings.kafka
+        if k.create_topics:
+            create_topics(k.bootstrap, topic_partitions(k))
+        self.producer = MetricProducer(
+            k.bootstrap, k.topics.metrics, self.registry,
+            compression=None if k.compression == "none" else k.compression,
+            max_block_ms=int(self.settings.server.ingest_wait_s * 1000),
+        )
+
+    def start_worker(self) -> None:
+        """For `aiops worker`: the store, silences, alert caches and outbox; detection is driven by aiops.worker."""
+        self.store.migrate()
+        with self.store.begin() as conn:
+            self._load_silences(conn)
+            self.notifier.seed(repository.firing_alerts(conn), self.clock())
+        self.outbox.start()
+        self._started = True
+
+    def stop_worker(self) -> None:
+        self._started = False
+        self.outbox.stop()
+        self.store.close()
 
     def start_executor_only(self) -> None:
         """For `aiops executor`: the store, incidents and outbox the executor needs, no pipeline or API."""
@@ -143,8 +192,12 @@ class Service:
     def stop(self) -> None:
         self._started = False
         self.executor.stop()
-        self.forecasts.stop()
-        self.pipeline.stop(drain=True)
+        if self.producer is not None:
+            self.producer.flush()
+            self.producer.close()
+        else:
+            self.forecasts.stop()
+            self.pipeline.stop(drain=True)
         self.outbox.stop()
         self.store.close()
 

@@ -36,6 +36,9 @@ __all__ = [
     "IncidentSettings",
     "IngestSettings",
     "InhibitRule",
+    "KafkaMapping",
+    "KafkaSettings",
+    "KafkaTopics",
     "MaintenanceWindow",
     "ReceiverSpec",
     "RemediationSettings",
@@ -62,6 +65,9 @@ class ServerSettings(_Section):
     public_url: str = Field(
         "http://127.0.0.1:8080", pattern=r"^https?://", description="how people reach this service: links in notifications"
     )
+    mode: Literal["all-in-one", "api-only"] = Field(
+        "all-in-one", description="api-only: ingest produces to Kafka (kafka section) and `aiops worker`s detect"
+    )
 
 
 class LoggingSettings(_Section):
@@ -77,6 +83,62 @@ class StoreSettings(_Section):
 class BusSettings(_Section):
     kind: Literal["inprocess"] = "inprocess"
     queue_batches: int = Field(256, ge=1, description="batches a topic holds before publishers wait")
+
+
+class KafkaTopics(_Section):
+    metrics: str = Field("aiops.metrics", min_length=1, description="our metric records (ingest/kafka_codec.py)")
+    dead_letter: str = Field("aiops.dead-letter", min_length=1, description="records that could not be read")
+    anomalies: str | None = Field("aiops.anomalies", description="anomalies as JSON, after they are stored; null: off")
+    alerts: str | None = Field("aiops.alerts", description="alert events as JSON, after they are stored; null: off")
+
+
+class KafkaMapping(_Section):
+    """How to read JSON telemetry another team already puts on a topic: dotted paths into each point.
+
+    A message is one JSON object or a list of them; `points` (a path) may name a list inside it.
+    """
+
+    topic: str = Field(min_length=1)
+    points: str | None = Field(None, description="path of the list of points in a message; none: the message is one point or a list")
+    name: str = Field(description='path of the metric name, e.g. "metric.name"; or a literal as "=cpu_usage"')
+    labels: str | None = Field(None, description="path of an object of string labels")
+    ts: str | None = Field(None, description="path of the timestamp (unix s, ms above 1e11, or ISO-8601); none: time of receipt")
+    value: str = Field(description="path of the numeric value")
+
+    @field_validator("points", "name", "labels", "ts", "value")
+    @classmethod
+    def _path(cls, text: str | None, info: ValidationInfo) -> str | None:
+        if text is None or (info.field_name == "name" and text.startswith("=") and len(text) > 1):
+            return text
+        if not text or any(not key for key in text.split(".")):
+            raise ValueError(f"{text!r} is not a dotted path (keys separated by single dots)")
+        return text
+
+
+class KafkaSettings(_Section):
+    """The scale-out transport (docs/scaling.md): used by `server.mode: api-only` and `aiops worker`."""
+
+    bootstrap: str = Field("127.0.0.1:9092", min_length=1, description="host:port[,host:port…] of the brokers")
+    topics: KafkaTopics = KafkaTopics()
+    group: str = Field("aiops-workers", min_length=1, description="consumer group of the workers")
+    partitions: int = Field(12, ge=1, le=10_000, description="partitions of the metrics topic when it is created")
+    create_topics: bool = Field(True, description="create missing topics at start (replication 1)")
+    compression: Literal["zstd", "gzip", "none"] = "zstd"
+    session_timeout_ms: int = Field(10_000, ge=1000, le=300_000, description="a silent worker loses its partitions after this")
+    max_poll_records: int = Field(64, ge=1, description="records (each up to 16,384 points) fetched per poll")
+    queue_records: int = Field(32, ge=1, description="records waiting for detection before the worker pauses its partitions")
+    coalesce_records: int = Field(16, ge=1, description="records scored together in one detector call")
+    checkpoint_every_s: float = Field(60.0, ge=0, description="save each owned partition's detector state this often (and on revocation); 0: only on revocation")
+    mappings: list[KafkaMapping] = Field(default_factory=list, description="other teams' JSON topics the workers also read")
+
+    @model_validator(mode="after")
+    def _distinct_topics(self) -> KafkaSettings:
+        ours = {name for name in vars(self.topics).values() if name}
+        mapped = [m.topic for m in self.mappings]
+        clash = sorted({t for t in mapped if t in ours or mapped.count(t) > 1})
+        if clash:
+            raise ValueError(f"mapped topic(s) {', '.join(clash)} are mapped twice or are one of kafka.topics")
+        return self
 
 
 class IngestSettings(_Section):
@@ -466,6 +528,7 @@ class Settings(_Section):
     store: StoreSettings = StoreSettings()
     bus: BusSettings = BusSettings()
     ingest: IngestSettings = IngestSettings()
+    kafka: KafkaSettings = KafkaSettings()
     detection: DetectionSettings = DetectionSettings()
     alerting: AlertingSettings = AlertingSettings()
     remediation: RemediationSettings = RemediationSettings()

@@ -5,10 +5,13 @@ band normal values must stay in. The pipeline re-reads the watches once a second
 batch, walks the points of watched series in time order: a normal point starts a streak
 (`normal_since`, in data time) unless one is running, an abnormal point ends it. The executor, in
 this process or another, only reads the row. Points of unwatched series cost one `np.isin`.
+A watch names the series by its store id; a Kafka worker, whose registry ids are its own, passes
+`local_ids` to translate them (aiops.shared_series.StoreSeries.local_ids; -1: not seen here).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -21,13 +24,18 @@ __all__ = ["WatchKeeper"]
 
 
 class WatchKeeper:
-    def __init__(self) -> None:
+    def __init__(self, local_ids: Callable[[Connection, np.ndarray], np.ndarray] | None = None) -> None:
         self._watches: list[dict[str, Any]] = []
         self._series = np.zeros(0, dtype=np.int64)
+        self._local_ids = local_ids
 
     def refresh(self, conn: Connection) -> None:
         self._watches = [dict(r._mapping) for r in conn.execute(select(verification_watches))]
-        self._series = np.array(sorted({w["series_id"] for w in self._watches}), dtype=np.int64)
+        store_ids = np.array([w["series_id"] for w in self._watches], dtype=np.int64)
+        local = self._local_ids(conn, store_ids) if self._local_ids is not None and len(store_ids) else store_ids
+        for w, sid in zip(self._watches, local.tolist()):
+            w["local_id"] = sid
+        self._series = np.array(sorted({sid for sid in local.tolist() if sid >= 0}), dtype=np.int64)
 
     def observe(self, conn_factory, batch: MetricBatch, values: np.ndarray, scores: np.ndarray, ready: np.ndarray) -> int:
         """Fold a scored batch into the watches; returns how many watches changed."""
@@ -39,7 +47,7 @@ class WatchKeeper:
         hit = hit[np.argsort(batch.ts[hit], kind="stable")]
         changed = []
         for w in self._watches:  # a loop over watches (a handful), then over their points
-            points = hit[batch.series_id[hit] == w["series_id"]]
+            points = hit[batch.series_id[hit] == w["local_id"]]
             if not len(points):
                 continue
             for i in points:

@@ -1,6 +1,6 @@
 """How data enters the pipeline: decoding pushed payloads into columnar batches, the bus, the series registry.
 
-The Kafka transport (`ingest.kafka_bus`, `ingest.kafka_codec`) is re-exported lazily: importing
+The Kafka transport (`ingest.kafka_bus`, `ingest.kafka_codec`, `ingest.kafka_mapping`) is re-exported lazily: importing
 kafka-python costs ~0.2 s, which the embedded, single-process mode never needs to pay.
 """
 
@@ -20,6 +20,7 @@ _LAZY = {
     "create_topics": "ingest.kafka_bus",
     "RecordCodec": "ingest.kafka_codec",
     "RecordError": "ingest.kafka_codec",
+    "JsonMapping": "ingest.kafka_mapping",
 }
 
 
@@ -37,6 +38,7 @@ __all__ = [
     "DecodedMetrics",
     "DecodedPoints",
     "InProcessBus",
+    "JsonMapping",
     "OtlpBodyError",
     "OtlpMetricsDecoder",
     "KafkaBusError",

@@ -2,7 +2,8 @@
 
 Bounded on purpose: when detection falls behind, publishers are told so (`try_publish` returns False,
 `publish` raises `BusFull` after its timeout) instead of memory growing without limit. The HTTP
-ingest answers 503 with Retry-After in that case. A Kafka bus implements the same protocol later.
+ingest answers 503 with Retry-After in that case. In `server.mode: api-only` the ingest produces to
+Kafka instead (ingest.kafka_bus.MetricProducer) and answers a full producer buffer the same way.
 """
 
 from __future__ import annotations

@@ -23,8 +23,9 @@ Exceptions (foreign errors mapped at this boundary):
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kafka import AsyncConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -124,6 +125,7 @@ class MetricProducer:
     ) -> None:
         self.topic = topic
         self.codec = RecordCodec(registry, max_points=max_points)
+        self._lock = threading.Lock()  # the codec's caches are not thread-safe; KafkaProducer is
         try:
             self._producer = producer or KafkaProducer(
                 bootstrap_servers=bootstrap,
@@ -145,13 +147,17 @@ class MetricProducer:
         self.n_partitions = len(partitions)
 
     def send(self, batch: MetricBatch) -> int:
-        """Queue `batch` for sending; returns the number of records. Points of a series keep their order."""
+        """Queue `batch` for sending; returns the number of records. Points of a series keep their order.
+
+        Thread-safe (the API-only ingest calls it from worker threads): batches are encoded one at a time.
+        """
         records = 0
         try:
-            for partition, part in self.codec.split_by_partition(batch, self.n_partitions).items():
-                for value in self.codec.encode(part):
-                    self._producer.send(self.topic, value=value, partition=partition)
-                    records += 1
+            with self._lock:
+                for partition, part in self.codec.split_by_partition(batch, self.n_partitions).items():
+                    for value in self.codec.encode(part):
+                        self._producer.send(self.topic, value=value, partition=partition)
+                        records += 1
         except KafkaTimeoutError as exc:
             raise BusFull(f"Kafka producer buffer for {self.topic!r} stayed full: {exc}") from exc
         except KafkaError as exc:
@@ -202,7 +208,8 @@ class MetricConsumer:
 
     Starts from the group's committed offsets, or the earliest ones for a partition it never committed.
     `dead_letter_topic` receives undecodable records; `producer` (a seam) sends them. `clock` gives
-    the time of a dead letter's record when the broker gave none.
+    the time of a dead letter's record when the broker gave none. `decoders` read topics that are not
+    in our record format (e.g. ingest.kafka_mapping.JsonMapping.decode); they raise RecordError.
     """
 
     def __init__(
@@ -216,15 +223,18 @@ class MetricConsumer:
         hooks: RebalanceHooks | None = None,
         session_timeout_ms: int = 6000,
         max_poll_records: int = 500,
+        fetch_max_wait_ms: int = 500,
         request_timeout_ms: int = 30_000,
         bootstrap_timeout_ms: int = 10_000,
         client_id: str = "aiops",
         producer: KafkaProducer | None = None,
         clock: Callable[[], float] = time.time,
+        decoders: Mapping[str, Callable[[bytes], MetricBatch]] | None = None,
     ) -> None:
         self.group_id = group_id
         self.dead_letter_topic = dead_letter_topic
         self.codec = RecordCodec(registry)
+        self.decoders = dict(decoders or {})  # topic → decoder of records not in our format (RecordError if bad)
         self.hooks = hooks or RebalanceHooks()
         self._clock = clock
         self._pending: dict[TopicPartition, _Pending] = {}
@@ -243,6 +253,7 @@ class MetricConsumer:
                 heartbeat_interval_ms=max(100, session_timeout_ms // 3),
                 request_timeout_ms=request_timeout_ms,
                 max_poll_records=max_poll_records,
+                fetch_max_wait_ms=fetch_max_wait_ms,
                 bootstrap_timeout_ms=bootstrap_timeout_ms,
             )
         except KafkaError as exc:
@@ -292,10 +303,11 @@ class MetricConsumer:
         try:
             for tp, records in polled.items():
                 pending = self._pending.setdefault(tp, _Pending())
+                decode = self.decoders.get(tp.topic, self.codec.decode)
                 for record in records:
                     pending.offsets.append(record.offset)
                     try:
-                        batch = self.codec.decode(record.value)
+                        batch = decode(record.value)
                     except RecordError as exc:
                         self._dead_letter(record, str(exc))
                         pending.done.add(record.offset)

@@ -163,8 +163,12 @@ def update_alert(conn: Connection, alert_id: int, values: Mapping[str, Any]) -> 
     conn.execute(update(alerts).where(alerts.c.id == alert_id).values(**values))
 
 
-def firing_alerts(conn: Connection) -> list[dict[str, Any]]:
-    rows = conn.execute(select(alerts).where(alerts.c.state == "firing").order_by(alerts.c.id))
+def firing_alerts(conn: Connection, fingerprints: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """Firing alerts, all of them or those of `fingerprints`."""
+    stmt = select(alerts).where(alerts.c.state == "firing")
+    if fingerprints is not None:
+        stmt = stmt.where(alerts.c.fingerprint.in_(list(fingerprints)))
+    rows = conn.execute(stmt.order_by(alerts.c.id))
     return [dict(r._mapping) for r in rows]
 
 

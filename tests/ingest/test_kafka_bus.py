@@ -119,6 +119,40 @@ def test_every_exception_and_public_name_is_exported():
         assert name in ingest.__all__ and getattr(ingest, name) is not None
 
 
+def test_sends_from_many_threads_encode_every_series_under_its_own_identity():
+    class Recorder:  # the KafkaProducer seam: keeps what would be sent
+        def __init__(self) -> None:
+            self.sent: list[tuple[int, bytes]] = []
+
+        def partitions_for(self, topic):
+            return {0, 1, 2}
+
+        def send(self, topic, value, partition):
+            self.sent.append((partition, value))
+
+    src = SeriesRegistry()
+    recorder = Recorder()
+    producer = MetricProducer("unused:9092", "t", src, producer=recorder)
+    batches = []
+    for k in range(8):  # each thread brings series of its own, interned as it goes (as the API does)
+        ids = [src.intern(series_key("cpu", {"thread": str(k), "host": f"h{i}"})) for i in range(3000)]
+        batches.append(MetricBatch.from_arrays(ids, np.full(3000, 1.7e9), np.full(3000, float(k))))
+    threads = [threading.Thread(target=producer.send, args=(b,)) for b in batches]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    dst = SeriesRegistry()
+    codec = RecordCodec(dst)
+    decoded = [(p, codec.decode(v)) for p, v in recorder.sent]
+    got = sorted((dst.key(int(s)), float(v)) for _, b in decoded for s, v in zip(b.series_id, b.value))
+    want = sorted((src.key(int(s)), float(v)) for b in batches for s, v in zip(b.series_id, b.value))
+    assert got == want  # each value under the identity it was sent with
+    expected_partition = RecordCodec(src).partitions_of(np.arange(len(src)), 3)
+    for partition, b in decoded:
+        assert all(expected_partition[src.get(dst.key(int(s)))] == partition for s in b.series_id)
+
+
 # -- against the broker ----------------------------------------------------------------------------
 
 

@@ -7,12 +7,16 @@ pipeline the same way: wait up to `server.ingest_wait_s` for room, then 503 with
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 from aiops.pipeline import METRICS_TOPIC, IngestItem
 from aiops.service import Service
+from ingest.bus import BusFull
 
 __all__ = ["BodyTooLarge", "publish", "read_limited"]
+
+log = logging.getLogger(__name__)
 
 
 class BodyTooLarge(Exception):
@@ -34,7 +38,20 @@ async def read_limited(chunks: AsyncIterator[bytes], declared: str | None, limit
 
 
 async def publish(service: Service, item: IngestItem, wait_s: float) -> bool:
-    """Put the item on the bus, waiting (without blocking the event loop) for room up to `wait_s`."""
+    """Put the item on the bus, waiting (without blocking the event loop) for room up to `wait_s`.
+
+    In `server.mode: api-only` the bus is Kafka: the producer (in a thread: it may wait up to `wait_s`
+    for buffer space) splits the batch by partition; a full buffer or an unreachable broker is False.
+    """
+    if service.producer is not None:
+        from ingest.kafka_bus import KafkaBusError
+
+        try:
+            await asyncio.to_thread(service.producer.send, item.batch)
+            return True
+        except (BusFull, KafkaBusError) as exc:
+            log.warning("ingest not produced to Kafka: %s", exc)
+            return False
     if service.bus.try_publish(METRICS_TOPIC, item):
         return True
     loop = asyncio.get_running_loop()
