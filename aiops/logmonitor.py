@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import re
 import threading
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict, deque
 from dataclasses import dataclass
 from typing import Any
 
 from detectors.logtemplates import TemplateMiner
+from detectors.types import LogRecord
 
 __all__ = ["LogMonitor", "LogRecord", "mask_secrets"]
 
@@ -39,14 +40,6 @@ def mask_secrets(line: str) -> str:
 
 
 @dataclass(frozen=True)
-class LogRecord:
-    ts: float  # unix seconds
-    body: str
-    labels: dict[str, str]  # where it came from (service, host, …)
-    severity: int = 0  # OpenTelemetry SeverityNumber (0: unspecified)
-
-
-@dataclass(frozen=True)
 class LogSignals:
     """What one call of `observe` produced for the pipeline."""
 
@@ -55,40 +48,64 @@ class LogSignals:
 
 
 class LogMonitor:
+    """Mines records, counts them per template, source and interval, and remembers examples (thread-safe).
+
+    Memory is bounded: the miner holds at most `max_templates` templates (least recently seen evicted);
+    examples and the set of known templates are pruned to the miner's live templates once they grow
+    past twice that; recent error lines are kept for at most `max_sources` sources (least recently
+    logging first out); counts are held only for intervals still open. A record older than an interval
+    already closed is mined but not counted (`late`): its interval's points are gone.
+    """
+
     def __init__(self, interval_s: float = 60.0, warmup_records: int = 10_000, examples: int = 3,
-                 miner: TemplateMiner | None = None) -> None:
+                 miner: TemplateMiner | None = None, grace_s: float = 30.0, max_sources: int = 10_000) -> None:
         self.interval_s = interval_s
         self.warmup_records = warmup_records
-        self.miner = miner or TemplateMiner()
+        self.grace_s = grace_s
+        self.max_sources = max_sources
+        self.miner = miner if miner is not None else TemplateMiner()  # an empty miner is falsy (len 0)
+        self.late = 0
         self._lock = threading.Lock()
         self._seen_records = 0
         self._known: set[int] = set()
         self._counts: dict[float, dict[tuple, int]] = defaultdict(lambda: defaultdict(int))
         self._errors: dict[float, dict[tuple, int]] = defaultdict(lambda: defaultdict(int))
         self._examples: dict[int, deque[str]] = defaultdict(lambda: deque(maxlen=examples))
+        self._error_lines: OrderedDict[tuple, deque[tuple[int, str]]] = OrderedDict()
+        self._n_examples = examples
         self._watermark = float("-inf")
+        self._closed_until = float("-inf")  # intervals starting before this have been handed out
 
-    def observe(self, records: list[LogRecord], grace_s: float = 30.0) -> LogSignals:
+    def observe(self, records: list[LogRecord], grace_s: float | None = None) -> LogSignals:
         """Mine and count the records (a loop over records: each message is text to tokenize)."""
+        grace = self.grace_s if grace_s is None else grace_s
         new: list[dict[str, Any]] = []
         with self._lock:
             for r in records:
                 tid, template = self.miner.add(r.body)
                 tid = self.miner.resolve(tid)
                 source = tuple((k, r.labels[k]) for k in _SOURCE_LABELS if k in r.labels)
-                bucket = (r.ts // self.interval_s) * self.interval_s
-                self._counts[bucket][(tid, source)] += 1
+                line = mask_secrets(r.body)[:500]
+                self._examples[tid].append(line)
                 if r.severity >= _ERROR_SEVERITY:
-                    self._errors[bucket][source] += 1
-                self._examples[tid].append(mask_secrets(r.body)[:500])
+                    self._error_line(source, tid, line)
+                bucket = (r.ts // self.interval_s) * self.interval_s
+                if bucket < self._closed_until:
+                    self.late += 1
+                else:
+                    self._counts[bucket][(tid, source)] += 1
+                    if r.severity >= _ERROR_SEVERITY:
+                        self._errors[bucket][source] += 1
                 if tid not in self._known:
                     self._known.add(tid)
                     if self._seen_records >= self.warmup_records:
                         new.append({"ts": r.ts, "template_id": tid, "template": template, "labels": dict(source),
-                                    "examples": list(self._examples[tid])})
+                                    "severity": r.severity, "examples": list(self._examples[tid])})
                 self._seen_records += 1
                 self._watermark = max(self._watermark, r.ts)
-            points = self._close(self._watermark - grace_s)
+            points = self._close(self._watermark - grace)
+            if len(self._known) > 2 * self.miner.max_templates:
+                self._prune()
         return LogSignals(points, new)
 
     def flush(self) -> list[dict[str, Any]]:
@@ -96,13 +113,44 @@ class LogMonitor:
             return self._close(float("inf"))
 
     def examples(self, template_id: int) -> list[str]:
+        """Recent lines of a template, secrets masked."""
         with self._lock:
             return list(self._examples.get(self.miner.resolve(template_id), ()))
+
+    def template(self, template_id: int) -> str | None:
+        """The template's text as it stands now; None once it was evicted."""
+        with self._lock:
+            try:
+                return self.miner.template(template_id)
+            except KeyError:
+                return None
+
+    def error_lines(self, labels: dict[str, str]) -> list[tuple[int, str]]:
+        """Recent (template id, masked line) of records at ERROR or worse from the source `labels` names."""
+        source = tuple((k, labels[k]) for k in _SOURCE_LABELS if k in labels)
+        with self._lock:
+            return list(self._error_lines.get(source, ()))
+
+    def _error_line(self, source: tuple, tid: int, line: str) -> None:
+        lines = self._error_lines.pop(source, None)
+        if lines is None:
+            lines = deque(maxlen=self._n_examples)
+            if len(self._error_lines) >= self.max_sources:
+                self._error_lines.popitem(last=False)
+        lines.append((tid, line))
+        self._error_lines[source] = lines
+
+    def _prune(self) -> None:
+        live = set(self.miner.templates())  # evicted ids never come back: forgetting them is safe
+        self._known &= live
+        for tid in [t for t in self._examples if t not in live]:
+            del self._examples[tid]
 
     def _close(self, before: float) -> list[dict[str, Any]]:
         points = []
         for bucket in sorted(b for b in self._counts if b + self.interval_s <= before):  # a loop over intervals
             ts = bucket + self.interval_s
+            self._closed_until = max(self._closed_until, ts)
             counts = self._counts.pop(bucket)
             for (tid, source), n in counts.items():
                 points.append({"name": "log_template_count", "ts": ts, "value": float(n),
@@ -114,8 +162,10 @@ class LogMonitor:
         return points
 
     def state_dict(self) -> dict[str, Any]:
+        """The template table and what warm-up has seen (plain JSON); counts of open intervals are not kept."""
         with self._lock:
-            return {"miner": self.miner.state_dict(), "known": sorted(self._known), "seen": self._seen_records}
+            return {"version": 1, "miner": self.miner.state_dict(), "known": sorted(self._known),
+                    "seen": self._seen_records}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         with self._lock:

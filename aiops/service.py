@@ -19,6 +19,7 @@ from aiops.executions import Planner
 from aiops.executor import Executor
 from aiops.forecasts import ForecastService
 from aiops.incidents import IncidentManager
+from aiops.loganomalies import LogAnomalies
 from aiops.notifier import Notifier
 from aiops.outbox import Outbox
 from aiops.receivers import Receivers
@@ -30,6 +31,7 @@ from aiops.store import ListQuery, StoreEngine, repository
 from aiops.telemetry import Telemetry
 from ingest.bus import InProcessBus
 from ingest.otlp import OtlpMetricsDecoder
+from ingest.otlp_logs import OtlpLogsDecoder
 from ingest.points import PointDecoder
 from ingest.registry import SeriesRegistry
 
@@ -70,6 +72,8 @@ class Service:
         self.registry = SeriesRegistry(max_series=settings.ingest.max_series)
         self.decoder = PointDecoder(self.registry, max_future_skew_s=settings.ingest.max_future_skew_s)
         self.otlp_decoder = OtlpMetricsDecoder(self.registry, max_future_skew_s=settings.ingest.max_future_skew_s)
+        self.otlp_logs_decoder = OtlpLogsDecoder(max_future_skew_s=settings.ingest.max_future_skew_s)
+        self.logs = LogAnomalies(settings.logs, self.registry) if settings.logs.enabled else None
         self.detection = DetectionRouter(settings.detection, settings.alerting, self.registry)
         self.silences = SilenceBook(settings.alerting.silences, settings.alerting.maintenance)
         self.incidents = IncidentManager(settings.alerting.incidents, Escalations(settings.alerting.escalation))
@@ -92,6 +96,7 @@ class Service:
             notifier=self.notifier,
             planner=self.planner,
             forecasts=self.forecasts,
+            logs=self.logs,
             checkpoint_every_s=settings.detection.checkpoint_every_s,
             alerts=AlertManager(
                 settings.alerting.resolve_after_s,
