@@ -109,7 +109,7 @@ class LogAnomalies:
             if name == "log_template_count" and labels.get("template_id", "").isdigit():
                 context = self._template_context(int(labels["template_id"]), None, None)
             else:
-                context = self._error_context(labels)
+                context = self._error_context(labels, r.ts)
             out.append(dataclasses.replace(r, explanation={**r.explanation, "log": context}))
         return out
 
@@ -118,8 +118,8 @@ class LogAnomalies:
         return {"template_id": tid, "template": current if current is not None else template,
                 "examples": self.monitor.examples(tid) or list(examples or ())}
 
-    def _error_context(self, labels: dict[str, str]) -> dict[str, Any]:
-        lines = self.monitor.error_lines(labels)
+    def _error_context(self, labels: dict[str, str], ts: float) -> dict[str, Any]:
+        lines = self.monitor.error_lines(labels, ts)
         templates = {tid: self.monitor.template(tid) for tid, _ in lines}
         return {"templates": [t for t in templates.values() if t is not None], "examples": [line for _, line in lines]}
 

@@ -1,7 +1,7 @@
 """Logs become signals: template counts per source as metric series, never-seen templates, error bursts.
 
 Each log record's message goes through the streaming template miner (`detectors.logtemplates`).
-Per interval (a minute by default) and per source (its service and host, when present) the monitor
+Per interval (a minute by default) and per source (its service, host, cluster and env labels, when present) the monitor
 counts each template and the records at ERROR level or worse (zero for a source that logged without
 errors; a template absent from an interval sends no point), and hands those counts to the
 pipeline as points of two metric series, `log_template_count{template_id, service, …}` and
@@ -24,8 +24,9 @@ from detectors.types import LogRecord
 
 __all__ = ["LogMonitor", "LogRecord", "mask_secrets"]
 
-_SOURCE_LABELS = ("service", "host", "cluster")
+_SOURCE_LABELS = ("service", "host", "cluster", "env")
 _ERROR_SEVERITY = 17  # OpenTelemetry SeverityNumber: 17-20 ERROR, 21-24 FATAL
+_ERROR_INTERVALS = 4  # intervals per source whose first error lines are kept (the detectors judge closed ones)
 _SECRET = re.compile(
     r"(?i)(?P<key>password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|authorization|bearer)"
     r"(?P<sep>\s*[=:]\s*|\s+)(?P<value>(?:bearer\s+|basic\s+)?\S+)"
@@ -52,9 +53,11 @@ class LogMonitor:
 
     Memory is bounded: the miner holds at most `max_templates` templates (least recently seen evicted);
     examples and the set of known templates are pruned to the miner's live templates once they grow
-    past twice that; recent error lines are kept for at most `max_sources` sources (least recently
-    logging first out); counts are held only for intervals still open. A record older than an interval
-    already closed is mined but not counted (`late`): its interval's points are gone.
+    past twice that; error lines are kept for at most `max_sources` sources (least recently logging
+    first out); counts are held only for intervals still open. A record older than an interval
+    already closed is mined but not counted (`late`): its interval's points are gone. The first `examples`
+    error lines of each source's last few intervals are kept, so an error-count anomaly shows the lines of
+    the interval it is about.
     """
 
     def __init__(self, interval_s: float = 60.0, warmup_records: int = 10_000, examples: int = 3,
@@ -71,7 +74,7 @@ class LogMonitor:
         self._counts: dict[float, dict[tuple, int]] = defaultdict(lambda: defaultdict(int))
         self._errors: dict[float, dict[tuple, int]] = defaultdict(lambda: defaultdict(int))
         self._examples: dict[int, deque[str]] = defaultdict(lambda: deque(maxlen=examples))
-        self._error_lines: OrderedDict[tuple, deque[tuple[int, str]]] = OrderedDict()
+        self._error_lines: OrderedDict[tuple, dict[float, list[tuple[int, str]]]] = OrderedDict()
         self._n_examples = examples
         self._watermark = float("-inf")
         self._closed_until = float("-inf")  # intervals starting before this have been handed out
@@ -87,9 +90,9 @@ class LogMonitor:
                 source = tuple((k, r.labels[k]) for k in _SOURCE_LABELS if k in r.labels)
                 line = mask_secrets(r.body)[:500]
                 self._examples[tid].append(line)
-                if r.severity >= _ERROR_SEVERITY:
-                    self._error_line(source, tid, line)
                 bucket = (r.ts // self.interval_s) * self.interval_s
+                if r.severity >= _ERROR_SEVERITY:
+                    self._error_line(source, bucket, tid, line)
                 if bucket < self._closed_until:
                     self.late += 1
                 else:
@@ -125,20 +128,31 @@ class LogMonitor:
             except KeyError:
                 return None
 
-    def error_lines(self, labels: dict[str, str]) -> list[tuple[int, str]]:
-        """Recent (template id, masked line) of records at ERROR or worse from the source `labels` names."""
+    def error_lines(self, labels: dict[str, str], ts: float | None = None) -> list[tuple[int, str]]:
+        """The first (template id, masked line) of records at ERROR or worse from the source `labels` names, in
+        the interval ending at `ts` (how its `log_error_count` point is stamped); else in its latest interval."""
         source = tuple((k, labels[k]) for k in _SOURCE_LABELS if k in labels)
         with self._lock:
-            return list(self._error_lines.get(source, ()))
+            buckets = self._error_lines.get(source)
+            if not buckets:
+                return []
+            wanted = ts - self.interval_s if ts is not None else None
+            return list(buckets.get(wanted) or buckets[max(buckets)])
 
-    def _error_line(self, source: tuple, tid: int, line: str) -> None:
-        lines = self._error_lines.pop(source, None)
-        if lines is None:
-            lines = deque(maxlen=self._n_examples)
+    def _error_line(self, source: tuple, bucket: float, tid: int, line: str) -> None:
+        buckets = self._error_lines.pop(source, None)
+        if buckets is None:
+            buckets = {}
             if len(self._error_lines) >= self.max_sources:
                 self._error_lines.popitem(last=False)
-        lines.append((tid, line))
-        self._error_lines[source] = lines
+        lines = buckets.get(bucket)
+        if lines is None:
+            lines = buckets[bucket] = []
+            if len(buckets) > _ERROR_INTERVALS:
+                del buckets[min(buckets)]
+        if len(lines) < self._n_examples:
+            lines.append((tid, line))
+        self._error_lines[source] = buckets
 
     def _prune(self) -> None:
         live = set(self.miner.templates())  # evicted ids never come back: forgetting them is safe

@@ -18,7 +18,8 @@ Mapping (docs/logs-traces.md "OTLP/HTTP ingest: logs"):
   their errors.
 - labels: the resource attributes, names made Prometheus-safe as for metrics (`k8s.pod.name` →
   `k8s_pod_name`), plus `service` = `service.name`, `host` = `host.name`, `cluster` = `k8s.cluster.name`
-  (unless the resource sets `cluster` itself): the source a template count is kept for. Record attributes
+  and `env` = `deployment.environment[.name]` (the last two unless the resource sets `cluster` / `env`
+  itself): the source a template count is kept for. Record attributes
   and the scope are not labels: they vary per line.
 
 Rejected per record (counted in `rejectedLogRecords`, reason in `errorMessage`): no time, a time that is
@@ -52,7 +53,8 @@ _SEVERITY_TEXT = {  # upper-cased severityText → SeverityNumber (the data mode
     "ERROR": 17, "ERR": 17, "CRITICAL": 18, "CRIT": 18, "ALERT": 19, "EMERGENCY": 21, "EMERG": 21,
     "FATAL": 21, "PANIC": 21,
 }
-_SOURCE_ATTRIBUTES = (("service.name", "service"), ("host.name", "host"), ("k8s.cluster.name", "cluster"))
+_SOURCE_ATTRIBUTES = (("service.name", "service"), ("host.name", "host"), ("k8s.cluster.name", "cluster"),
+                      ("deployment.environment", "env"), ("deployment.environment.name", "env"))
 
 
 @dataclass(slots=True)
@@ -180,7 +182,7 @@ def _resource_labels(attributes: Any) -> dict[str, str]:
             raise _Bad("resource.attributes", f"{kv['key']!r}: not an AnyValue") from None
     labels = {_label_name(k): v for k, v in raw.items()}
     for attribute, label in _SOURCE_ATTRIBUTES:
-        if attribute in raw and (label != "cluster" or "cluster" not in raw):
+        if attribute in raw and (label in ("service", "host") or label not in raw):
             labels[label] = raw[attribute]
     return labels
 

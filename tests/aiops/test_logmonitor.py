@@ -45,3 +45,14 @@ def test_secrets_are_masked():
     assert mask_secrets("login api_key=12345 ok") == "login api_key=*** ok"
     assert mask_secrets("key AKIAIOSFODNN7EXAMPLE used") == "key *** used"
     assert mask_secrets("GET /health 200") == "GET /health 200"
+
+
+def test_error_lines_are_those_of_the_interval_an_error_count_point_is_stamped_with():
+    mon = LogMonitor(interval_s=10, warmup_records=0, examples=2)
+    mon.observe([LogRecord(1.0, "db timeout after 3000 ms", WEB, severity=17),
+                 LogRecord(2.0, "db timeout after 3100 ms", WEB, severity=17),
+                 LogRecord(3.0, "db timeout after 3200 ms", WEB, severity=17),  # past `examples`: not kept
+                 LogRecord(12.0, "disk quota exceeded token=abc", WEB, severity=21)])
+    assert [line for _, line in mon.error_lines(WEB, ts=10.0)] == ["db timeout after 3000 ms", "db timeout after 3100 ms"]
+    assert [line for _, line in mon.error_lines(WEB)] == ["disk quota exceeded token=***"]  # the latest interval
+    assert mon.error_lines({"service": "elsewhere"}) == []
