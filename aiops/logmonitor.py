@@ -84,28 +84,35 @@ class LogMonitor:
         grace = self.grace_s if grace_s is None else grace_s
         new: list[dict[str, Any]] = []
         with self._lock:
-            for r in records:
-                tid, template = self.miner.add(r.body)
-                tid = self.miner.resolve(tid)
-                source = tuple((k, r.labels[k]) for k in _SOURCE_LABELS if k in r.labels)
-                line = mask_secrets(r.body)[:500]
+            ids = self.miner.add_many([r.body for r in records])
+            resolve, interval, known = self.miner.resolve, self.interval_s, self._known
+            sources: dict[int, tuple] = {}  # records of one resource share their labels dict
+            for r, tid in zip(records, ids):
+                tid = resolve(tid)
+                source = sources.get(id(r.labels))
+                if source is None:
+                    source = sources[id(r.labels)] = tuple((k, r.labels[k]) for k in _SOURCE_LABELS if k in r.labels)
+                line = r.body[:500]  # kept raw, masked when read: most examples are never read
                 self._examples[tid].append(line)
-                bucket = (r.ts // self.interval_s) * self.interval_s
-                if r.severity >= _ERROR_SEVERITY:
+                bucket = (r.ts // interval) * interval
+                error = r.severity >= _ERROR_SEVERITY
+                if error:
                     self._error_line(source, bucket, tid, line)
                 if bucket < self._closed_until:
                     self.late += 1
                 else:
                     self._counts[bucket][(tid, source)] += 1
-                    if r.severity >= _ERROR_SEVERITY:
+                    if error:
                         self._errors[bucket][source] += 1
-                if tid not in self._known:
-                    self._known.add(tid)
+                if tid not in known:
+                    known.add(tid)
                     if self._seen_records >= self.warmup_records:
-                        new.append({"ts": r.ts, "template_id": tid, "template": template, "labels": dict(source),
-                                    "severity": r.severity, "examples": list(self._examples[tid])})
+                        new.append({"ts": r.ts, "template_id": tid, "template": self.miner.template(tid),
+                                    "labels": dict(source), "severity": r.severity,
+                                    "examples": [mask_secrets(x) for x in self._examples[tid]]})
                 self._seen_records += 1
-                self._watermark = max(self._watermark, r.ts)
+            if records:
+                self._watermark = max(self._watermark, max(r.ts for r in records))
             points = self._close(self._watermark - grace)
             if len(self._known) > 2 * self.miner.max_templates:
                 self._prune()
@@ -118,7 +125,7 @@ class LogMonitor:
     def examples(self, template_id: int) -> list[str]:
         """Recent lines of a template, secrets masked."""
         with self._lock:
-            return list(self._examples.get(self.miner.resolve(template_id), ()))
+            return [mask_secrets(x) for x in self._examples.get(self.miner.resolve(template_id), ())]
 
     def template(self, template_id: int) -> str | None:
         """The template's text as it stands now; None once it was evicted."""
@@ -137,7 +144,7 @@ class LogMonitor:
             if not buckets:
                 return []
             wanted = ts - self.interval_s if ts is not None else None
-            return list(buckets.get(wanted) or buckets[max(buckets)])
+            return [(tid, mask_secrets(line)) for tid, line in buckets.get(wanted) or buckets[max(buckets)]]
 
     def _error_line(self, source: tuple, bucket: float, tid: int, line: str) -> None:
         buckets = self._error_lines.pop(source, None)
