@@ -186,3 +186,48 @@ def test_the_template_table_survives_a_restart(tmp_path):
         alerts = wait_for(lambda: client.get("/api/v1/alerts").json()["items"], lambda items: len(items) >= 2)
         templates = sorted(a["details"]["explanation"]["log"]["template"] for a in alerts)
         assert templates == ["cache warmed with <*> entries", "shard rebalanced in <*> s"]  # no second "cache" alert
+
+
+def test_saturated_pipeline_is_503_and_nothing_of_the_request_is_counted(tmp_path):
+    service = _service(tmp_path, AIOPS_BUS__QUEUE_BATCHES="1", AIOPS_SERVER__INGEST_WAIT_S="0.05")
+    with TestClient(create_app(service)) as client:
+        service.pipeline.stop(drain=False)
+        now = time.time()
+        filler = {"points": [{"name": "g", "labels": {}, "ts": now, "value": 1.0}]}
+        assert client.post("/api/v1/metrics", json=filler).status_code == 202  # the bus (one batch) is full
+        seen = service.logs.monitor.state_dict()["seen"]
+        body = msgspec.json.encode(_export(_calm(now - 10, 5)))
+        full = client.post("/v1/logs", content=body, headers=JSON)
+        assert full.status_code == 503 and full.headers["retry-after"] == "1" and full.json()["code"] == 14
+        assert service.logs.monitor.state_dict()["seen"] == seen  # not mined: the retry will not count twice
+        service.pipeline.start()
+        retried = wait_for(lambda: client.post("/v1/logs", content=body, headers=JSON), lambda r: r.status_code == 200)
+        assert retried.json() == {} and service.logs.monitor.state_dict()["seen"] == seen + 5
+
+
+def test_a_burst_of_errors_found_by_the_detectors_carries_the_lines_of_its_interval(tmp_path):
+    env = {"AIOPS_LOGS__INTERVAL_S": "1", "AIOPS_LOGS__GRACE_S": "0", "AIOPS_LOGS__WARMUP_RECORDS": "100000"}
+    with TestClient(create_app(_service(tmp_path, **env))) as client:
+        start = float(int(time.time()) - 400)  # whole seconds: the burst fills one interval
+        calm = [_record(start + i + 0.5, f"request {i} served in {i % 9} ms") for i in range(300)]
+        calm += [_record(start + i + 0.7, f"upstream answered 502 for request {i}", severity=17)
+                 for i in range(0, 300, 7)]
+        calm.sort(key=lambda r: int(r["timeUnixNano"]))
+        assert client.post("/v1/logs", content=msgspec.json.encode(_export(calm)), headers=JSON).json() == {}
+        burst = [_record(start + 300 + k / 40, f"disk quota exceeded on /data/{k} api_key=AKIAIOSFODNN7EXAMPL{k % 10}",
+                         severity=17) for k in range(40)]
+        after = [_record(start + 301.5 + i, f"request {i} served in 3 ms") for i in range(3)]
+        assert client.post("/v1/logs", content=msgspec.json.encode(_export(burst + after)), headers=JSON).json() == {}
+
+        def error_alerts() -> list[dict]:
+            return [a for a in client.get("/api/v1/alerts").json()["items"]
+                    if a["labels"]["__name__"] == "log_error_count"]
+
+        [alert] = wait_for(error_alerts, lambda items: items)
+        assert alert["details"]["value"] == 40.0
+        logged = alert["details"]["explanation"]["log"]
+        assert logged["templates"] == ["disk quota exceeded on <*> api_key=<*>"]
+        assert logged["examples"] == ["disk quota exceeded on /data/0 api_key=***",
+                                      "disk quota exceeded on /data/1 api_key=***",
+                                      "disk quota exceeded on /data/2 api_key=***"]
+        assert alert["labels"] == {"__name__": "log_error_count", "service": "checkout", "host": "checkout-1"}
