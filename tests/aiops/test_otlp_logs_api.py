@@ -120,6 +120,9 @@ def test_partial_success_keeps_the_valid_records_and_names_the_bad_ones(client):
     for part in ("log record 3: timeUnixNano", "log record 4: severityNumber", "log record 5: traceId",
                  "log record 6: body"):
         assert part in message
+    exposition = client.get("/metrics").text
+    assert 'aiops_ingest_log_records_total{outcome="accepted"} 3.0' in exposition
+    assert 'aiops_ingest_log_records_total{outcome="rejected"} 4.0' in exposition
 
 
 @pytest.mark.parametrize(("body", "fragment"), [

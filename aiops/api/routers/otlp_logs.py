@@ -82,6 +82,8 @@ async def handle_logs_export(service: Service, request: Request) -> Answer:
         if points:
             await _publish_points(service, points, now)
     telemetry.ingest_requests.labels(status="200").inc()
+    telemetry.log_records.labels(outcome="accepted").inc(len(decoded.records))
+    telemetry.log_records.labels(outcome="rejected").inc(len(decoded.rejected))
     rejected, message = len(decoded.rejected), decoded.error_message()
     if media == _PROTOBUF:
         return 200, encode_logs_response_protobuf(rejected, message), {}, media
