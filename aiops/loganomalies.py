@@ -55,9 +55,9 @@ class LogAnomalies:
 
     # -- ingest ---------------------------------------------------------------------------------
 
-    def observe(self, records: list[LogRecord]) -> list[dict[str, Any]]:
+    def observe(self, records: list[LogRecord], now: float | None = None) -> list[dict[str, Any]]:
         """Mine and count the records; returns the points of intervals now closed (and any left unpublished)."""
-        signals = self.monitor.observe(records)
+        signals = self.monitor.observe(records, now=now)
         with self._lock:
             for event in signals.new_templates:
                 if len(self._new) >= _MAX_QUEUED:

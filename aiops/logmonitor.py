@@ -79,8 +79,12 @@ class LogMonitor:
         self._watermark = float("-inf")
         self._closed_until = float("-inf")  # intervals starting before this have been handed out
 
-    def observe(self, records: list[LogRecord], grace_s: float | None = None) -> LogSignals:
-        """Mine and count the records (a loop over records: each message is text to tokenize)."""
+    def observe(self, records: list[LogRecord], grace_s: float | None = None, now: float | None = None) -> LogSignals:
+        """Mine and count the records (a loop over records: each message is text to tokenize).
+
+        Intervals close once the latest record time, capped at `now` when given (so one source stamping
+        its lines ahead of the clock does not close everyone's intervals early), is `grace_s` past them.
+        """
         grace = self.grace_s if grace_s is None else grace_s
         new: list[dict[str, Any]] = []
         with self._lock:
@@ -112,7 +116,8 @@ class LogMonitor:
                                     "examples": [mask_secrets(x) for x in self._examples[tid]]})
                 self._seen_records += 1
             if records:
-                self._watermark = max(self._watermark, max(r.ts for r in records))
+                latest = max(r.ts for r in records)
+                self._watermark = max(self._watermark, min(latest, now) if now is not None else latest)
             points = self._close(self._watermark - grace)
             if len(self._known) > 2 * self.miner.max_templates:
                 self._prune()

@@ -56,3 +56,13 @@ def test_error_lines_are_those_of_the_interval_an_error_count_point_is_stamped_w
     assert [line for _, line in mon.error_lines(WEB, ts=10.0)] == ["db timeout after 3000 ms", "db timeout after 3100 ms"]
     assert [line for _, line in mon.error_lines(WEB)] == ["disk quota exceeded token=***"]  # the latest interval
     assert mon.error_lines({"service": "elsewhere"}) == []
+
+
+def test_lines_stamped_ahead_of_the_clock_do_not_close_other_sources_intervals():
+    mon = LogMonitor(interval_s=10, warmup_records=0, grace_s=0)
+    ahead = mon.observe([LogRecord(1.0, "tick 1", WEB), LogRecord(95.0, "clock skewed 1", {"service": "api"})], now=5.0)
+    assert ahead.points == []  # capped at now: nothing closed yet
+    later = mon.observe([LogRecord(6.0, "tick 2", WEB), LogRecord(11.0, "tick 3", WEB)], now=12.0)
+    assert mon.late == 0  # "tick 2" still found its interval open
+    assert [(p["labels"]["service"], p["value"]) for p in later.points if p["name"] == "log_template_count"] == [
+        ("web", 2.0)]  # the skewed source's interval stays open until the clock gets there

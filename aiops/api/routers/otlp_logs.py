@@ -78,7 +78,7 @@ async def handle_logs_export(service: Service, request: Request) -> Answer:
             telemetry.ingest_requests.labels(status="503").inc()
             message = "the pipeline is saturated; nothing of this request was accepted"
             return _status(503, _UNAVAILABLE, message, media, {"Retry-After": "1"})
-        points = await run_in_threadpool(service.logs.observe, decoded.records)
+        points = await run_in_threadpool(service.logs.observe, decoded.records, now)
         if points:
             await _publish_points(service, points, now)
     telemetry.ingest_requests.labels(status="200").inc()
