@@ -3,8 +3,10 @@
 `LogAnomalies` wraps one `LogMonitor` (built from the `logs` settings) for the three places that use it:
 
 - ingest (`observe`, off the event loop): records are mined and counted; closed intervals come back as
-  points of `log_template_count` / `log_error_count` for the normal metric path, and templates first seen
-  after warm-up are queued;
+  points of `log_template_count` / `log_error_count` for the normal metric path (`batch`: the ingest point
+  decoder), and templates first seen after warm-up are queued;
+- the pipeline's housekeeping (`tick`): when every source has fallen silent, the intervals left open are
+  closed and published all the same;
 - the pipeline's housekeeping (`take`): the queued new templates become anomaly records on their
   `log_template_count` series, so they open (or update) an alert like any other anomaly;
 - the pipeline's detection (`enrich`): an anomaly the detectors found on a log series gets the template
@@ -23,11 +25,14 @@ import threading
 from collections import deque
 from typing import Any
 
+import msgspec
+
 from aiops.alerts import AnomalyRecord
 from aiops.logmonitor import LogMonitor
 from aiops.settings import LogSettings
 from detectors.logtemplates import TemplateMiner
-from detectors.types import LogRecord
+from detectors.types import LogRecord, MetricBatch
+from ingest.points import PointDecoder
 from ingest.registry import SeriesLimitReached, SeriesRegistry, series_key
 
 __all__ = ["CHECKPOINT_NAME", "DETECTOR", "LOG_SERIES", "LogAnomalies"]
@@ -42,9 +47,11 @@ _MAX_UNPUBLISHED = 100_000  # points that found the bus full, sent with the next
 
 
 class LogAnomalies:
-    def __init__(self, settings: LogSettings, registry: SeriesRegistry) -> None:
+    def __init__(self, settings: LogSettings, registry: SeriesRegistry, decoder: PointDecoder | None = None) -> None:
         self.settings = settings
         self.registry = registry
+        self.decoder = decoder if decoder is not None else PointDecoder(registry)
+        self.rejected_points = 0
         miner = TemplateMiner(max_templates=settings.max_templates)
         self.monitor = LogMonitor(settings.interval_s, settings.warmup_records, settings.examples, miner=miner,
                                   grace_s=settings.grace_s)
@@ -66,6 +73,21 @@ class LogAnomalies:
                 self._new.append(event)
             points, self._unpublished = self._unpublished + signals.points, []
         return points
+
+    def tick(self, now: float) -> list[dict[str, Any]]:
+        """Points of intervals left open by sources that all fell silent (and any left unpublished)."""
+        points = self.monitor.close_idle(now)
+        with self._lock:
+            if not points and not self._unpublished:
+                return []
+            points, self._unpublished = self._unpublished + points, []
+        return points
+
+    def batch(self, points: list[dict[str, Any]], now: float) -> MetricBatch:
+        """The points as a batch through the ingest point decoder (registry, checks), rejections counted."""
+        decoded = self.decoder.decode(msgspec.json.encode(points), now)
+        self.rejected_points += len(decoded.rejected)  # e.g. past ingest.max_series
+        return decoded.batch
 
     def requeue(self, points: list[dict[str, Any]]) -> None:
         """Points the bus had no room for: they go out with the next request (the records are already counted)."""

@@ -78,6 +78,7 @@ class LogMonitor:
         self._n_examples = examples
         self._watermark = float("-inf")
         self._closed_until = float("-inf")  # intervals starting before this have been handed out
+        self._arrived: float | None = None  # clock time of the last `observe` that gave `now`
 
     def observe(self, records: list[LogRecord], grace_s: float | None = None, now: float | None = None) -> LogSignals:
         """Mine and count the records (a loop over records: each message is text to tokenize).
@@ -115,6 +116,8 @@ class LogMonitor:
                                     "labels": dict(source), "severity": r.severity,
                                     "examples": [mask_secrets(x) for x in self._examples[tid]]})
                 self._seen_records += 1
+            if now is not None:
+                self._arrived = now
             if records:
                 latest = max(r.ts for r in records)
                 self._watermark = max(self._watermark, min(latest, now) if now is not None else latest)
@@ -125,6 +128,14 @@ class LogMonitor:
 
     def flush(self) -> list[dict[str, Any]]:
         with self._lock:
+            return self._close(float("inf"))
+
+    def close_idle(self, now: float) -> list[dict[str, Any]]:
+        """Close every open interval once nothing has arrived for `interval_s + grace_s` (by the `now` of
+        `observe`): when all sources fall silent, e.g. right after a burst, their last counts still go out."""
+        with self._lock:
+            if self._arrived is None or now - self._arrived < self.interval_s + self.grace_s or not self._counts:
+                return []
             return self._close(float("inf"))
 
     def examples(self, template_id: int) -> list[str]:

@@ -271,14 +271,23 @@ class Pipeline:
         if self.forecasts is not None:
             self._take_verdicts(now)
         if self.logs is not None:
-            new_templates = self.logs.take()
-            if new_templates:
-                self._persist(new_templates, now)
+            self._take_logs(now)
         if self.alerts.firing_count:
             self._resolve(lambda conn: self.alerts.resolve_quiet(conn, now), now)
         if self.notifier is not None and self.notifier.active:
             with self.store.begin() as conn:
                 self.notifier.tick(conn, now)
+
+    def _take_logs(self, now: float) -> None:
+        """New log templates become anomalies; counts of intervals left open by silent sources go on the bus."""
+        new_templates = self.logs.take()
+        if new_templates:
+            self._persist(new_templates, now)
+        points = self.logs.tick(now)
+        if points:
+            batch = self.logs.batch(points, now)
+            if len(batch) and not self.bus.try_publish(METRICS_TOPIC, IngestItem(batch, now)):
+                self.logs.requeue(points)  # the bus is full: the next request or tick sends them
 
     def _take_verdicts(self, now: float) -> None:
         """Predictive alerts from the forecast thread's runs: open or update those at risk, resolve the rest."""

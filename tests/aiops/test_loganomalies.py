@@ -82,3 +82,16 @@ def test_a_record_for_an_interval_already_closed_is_mined_but_not_counted_twice(
     assert [p["ts"] for p in points if p["name"] == "log_template_count"] == [10.0]
     late = monitor.observe([LogRecord(2.0, "x 3", API)]).points
     assert late == [] and monitor.late == 1
+
+
+def test_when_every_source_falls_silent_the_open_intervals_close_on_the_clock():
+    logs = _logs(warmup_records=0, interval_s=10, grace_s=5)
+    assert logs.observe([LogRecord(101.0, "job 7 done", API)], now=102.0) == []  # [100, 110) is open
+    assert logs.tick(now=110.0) == []  # quiet for 8 s: less than interval + grace
+    points = logs.tick(now=117.0)
+    assert [(p["name"], p["ts"], p["value"]) for p in points] == [("log_template_count", 110.0, 1.0),
+                                                                   ("log_error_count", 110.0, 0.0)]
+    batch = logs.batch(points, now=117.0)
+    assert len(batch) == 2 and {logs.registry.name(int(i)) for i in batch.series_id} == {"log_template_count",
+                                                                                          "log_error_count"}
+    assert logs.tick(now=200.0) == []  # nothing left open

@@ -109,13 +109,11 @@ async def _room(service: Service, wait_s: float) -> bool:
 
 async def _publish_points(service: Service, points: list[dict], now: float) -> None:
     """Closed intervals' counts through the metric path; kept for the next request if the bus stays full."""
-    decoded = service.decoder.decode(msgspec.json.encode(points), now)
-    for r in decoded.rejected:  # e.g. past ingest.max_series
-        service.telemetry.points_rejected.labels(field=r.field or "item").inc()
-    if not len(decoded.batch):
+    batch = service.logs.batch(points, now)
+    if not len(batch):
         return
-    if await publish(service, IngestItem(decoded.batch, now), service.settings.server.ingest_wait_s):
-        service.telemetry.points_accepted.inc(len(decoded.batch))
+    if await publish(service, IngestItem(batch, now), service.settings.server.ingest_wait_s):
+        service.telemetry.points_accepted.inc(len(batch))
     else:
         service.logs.requeue(points)
 
