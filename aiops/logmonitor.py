@@ -1,9 +1,9 @@
 """Logs become signals: template counts per source as metric series, never-seen templates, error bursts.
 
 Each log record's message goes through the streaming template miner (`detectors.logtemplates`).
-Per interval (a minute by default) and per source (its service, host, cluster and env labels, when present) the monitor
-counts each template and the records at ERROR level or worse (zero for a source that logged without
-errors; a template absent from an interval sends no point), and hands those counts to the
+Per interval (a minute by default) and per source (its service, host, cluster and env labels, when
+present) the monitor counts each template and the records at ERROR level or worse (zero for a source
+that logged without errors; a template absent from an interval sends no point), and hands those counts to the
 pipeline as points of two metric series, `log_template_count{template_id, service, …}` and
 `log_error_count{service, …}`, so the same detectors that watch CPU watch a burst of a message or of
 errors. A template first seen after warm-up (the miner has seen `warmup_records`) is an anomaly by
