@@ -73,7 +73,10 @@ class Service:
         self.decoder = PointDecoder(self.registry, max_future_skew_s=settings.ingest.max_future_skew_s)
         self.otlp_decoder = OtlpMetricsDecoder(self.registry, max_future_skew_s=settings.ingest.max_future_skew_s)
         self.otlp_logs_decoder = OtlpLogsDecoder(max_future_skew_s=settings.ingest.max_future_skew_s)
-        self.logs = LogAnomalies(settings.logs, self.registry, self.decoder) if settings.logs.enabled else None
+        self.logs = None  # its own point decoder: the pipeline thread uses it too (intervals closed when logs go quiet)
+        if settings.logs.enabled:
+            skew = settings.ingest.max_future_skew_s
+            self.logs = LogAnomalies(settings.logs, self.registry, PointDecoder(self.registry, max_future_skew_s=skew))
         self.detection = DetectionRouter(settings.detection, settings.alerting, self.registry)
         self.silences = SilenceBook(settings.alerting.silences, settings.alerting.maintenance)
         self.incidents = IncidentManager(settings.alerting.incidents, Escalations(settings.alerting.escalation))
