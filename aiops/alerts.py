@@ -245,6 +245,10 @@ def _summary(rec: AnomalyRecord) -> str:
         span = f"between {fmt_duration(earliest - now)} and " + (fmt_duration(latest - now) if latest is not None else "beyond the horizon")
         return (f"{name}{{{where}}} {verb} {forecast['threshold']:.4g} {when} ({span}); now {fmt_value(rec.value)}, "
                 f"forecast by {forecast['model']}")[:1024]
+    logged = rec.explanation.get("log")
+    if logged is not None and logged.get("new_template"):
+        where = ",".join(f'{k}="{v}"' for k, v in rec.key[1] if k != "template_id")
+        return f'new log template on {{{where}}}: "{logged["template"]}" (first seen after warm-up)'[:1024]
     entity = rec.explanation.get("entity")
     if entity is not None:
         where = ",".join(f'{k}="{v}"' for k, v in entity["labels"].items())

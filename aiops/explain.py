@@ -70,6 +70,11 @@ def alert_facts(alert: dict[str, Any]) -> dict[str, Any]:
         facts["drivers"] = explanation["entity"].get("attributions", {})
     if explanation.get("runbook_url"):
         facts["runbook_url"] = explanation["runbook_url"]
+    if "log" in explanation:  # an anomaly from logs: what was logged, not only how much
+        logged = explanation["log"]
+        templates = [logged["template"]] if logged.get("template") else list(logged.get("templates") or ())
+        facts["log"] = {"templates": templates, "examples": list(logged.get("examples") or ()),
+                        "new_template": bool(logged.get("new_template"))}
     return facts
 
 
@@ -245,6 +250,12 @@ def render(payload: dict[str, Any]) -> list[str]:
             why += "; driven by " + ", ".join(f"{k} {v:.0%}" for k, v in list(f["drivers"].items())[:3])
         if why:
             lines.append(f"  why: {why}")
+        logged = f.get("log")
+        if logged:
+            for template in logged["templates"][:3]:
+                lines.append(f"  {'new ' if logged['new_template'] else ''}log template: {template}")
+            for example in logged["examples"][:3]:
+                lines.append(f"  e.g.: {example}")
     if len(payload["alerts"]) > 10:
         lines.append(f"- and {len(payload['alerts']) - 10} more alerts")
     for f in payload.get("resolved", [])[:10]:

@@ -8,6 +8,7 @@ changes, audit entries) is written in one transaction, so a failure leaves no ha
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -24,6 +25,7 @@ from aiops.entities import EntityMonitor
 from aiops.executions import Planner
 from aiops.forecasts import ForecastService
 from aiops.incidents import IncidentManager
+from aiops.loganomalies import CHECKPOINT_NAME as LOG_CHECKPOINT, LogAnomalies
 from aiops.notifier import Notifier
 from aiops.store import StoreEngine, repository
 from aiops.telemetry import Telemetry
@@ -78,6 +80,7 @@ class Pipeline:
         notifier: Notifier | None = None,
         planner: Planner | None = None,
         forecasts: ForecastService | None = None,
+        logs: LogAnomalies | None = None,
         store: StoreEngine,
         telemetry: Telemetry,
         clock: Callable[[], float] = time.time,
@@ -94,6 +97,7 @@ class Pipeline:
         self.notifier = notifier
         self.planner = planner
         self.forecasts = forecasts
+        self.logs = logs
         self.watches = WatchKeeper(shared_series.local_ids if shared_series is not None else None)
         self.alerts = alerts
         self.store = store
@@ -117,6 +121,7 @@ class Pipeline:
             self._load_caches(conn)
             saved = repository.load_checkpoint(conn, CHECKPOINT_NAME)
             history = repository.load_checkpoint(conn, HISTORY_CHECKPOINT) if self.forecasts is not None else None
+            templates = repository.load_checkpoint(conn, LOG_CHECKPOINT) if self.logs is not None else None
             if self.notifier is not None:
                 self.notifier.seed(repository.firing_alerts(conn), self.clock())
         if saved is not None:
@@ -126,6 +131,11 @@ class Pipeline:
                 self.forecasts.history.load_state_dict(unpack(history[0]))
             except (CheckpointError, ValueError, KeyError) as exc:  # another step or length now: start afresh
                 log.warning("forecast history not restored: %s", exc)
+        if templates is not None:
+            try:
+                self.logs.load_state_dict(json.loads(templates[0]))
+            except (ValueError, KeyError, TypeError) as exc:  # an old or damaged table: mine afresh
+                log.warning("log templates not restored: %s", exc)
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="aiops-pipeline", daemon=True)
         self._thread.start()
@@ -149,6 +159,8 @@ class Pipeline:
             repository.save_checkpoint(conn, CHECKPOINT_NAME, data, now)
             if self.forecasts is not None and len(self.forecasts.history):
                 repository.save_checkpoint(conn, HISTORY_CHECKPOINT, pack(self.forecasts.history.state_dict()), now)
+            if self.logs is not None:
+                repository.save_checkpoint(conn, LOG_CHECKPOINT, json.dumps(self.logs.state_dict()).encode(), now)
         self._last_checkpoint = now
         log.info("detector state saved", extra={"bytes": len(data)})
 
@@ -197,6 +209,8 @@ class Pipeline:
         batch = MetricBatch.concat([item.batch for item in items])
         found = self.detection.update(batch)
         records = self._records(batch, found, stored)
+        if self.logs is not None and records:
+            records = self.logs.enrich(records)  # anomalies on log series carry their template and examples
         self.watches.observe(self.store.begin, batch, found.values, found.scores.score, found.scores.ready)
         if self.forecasts is not None:
             self.forecasts.observe(batch)
@@ -307,11 +321,24 @@ class Pipeline:
                 self._persist(entity_anomalies, now)
         if self.forecasts is not None:
             self._take_verdicts(now)
+        if self.logs is not None:
+            self._take_logs(now)
         if self.alerts.firing_count:
             self._resolve(lambda conn: self.alerts.resolve_quiet(conn, now), now)
         if self.notifier is not None and self.notifier.active:
             with self.store.begin() as conn:
                 self.notifier.tick(conn, now)
+
+    def _take_logs(self, now: float) -> None:
+        """New log templates become anomalies; counts of intervals left open by silent sources go on the bus."""
+        new_templates = self.logs.take()
+        if new_templates:
+            self._persist(new_templates, now)
+        points = self.logs.tick(now)
+        if points:
+            batch = self.logs.batch(points, now)
+            if len(batch) and not self.bus.try_publish(METRICS_TOPIC, IngestItem(batch, now)):
+                self.logs.requeue(points)  # the bus is full: the next request or tick sends them
 
     def _take_verdicts(self, now: float) -> None:
         """Predictive alerts from the forecast thread's runs: open or update those at risk, resolve the rest."""

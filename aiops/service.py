@@ -19,6 +19,7 @@ from aiops.executions import Planner
 from aiops.executor import Executor
 from aiops.forecasts import ForecastService
 from aiops.incidents import IncidentManager
+from aiops.loganomalies import LogAnomalies
 from aiops.notifier import Notifier
 from aiops.outbox import Outbox
 from aiops.receivers import Receivers
@@ -31,6 +32,7 @@ from aiops.store import ListQuery, StoreEngine, repository
 from aiops.telemetry import Telemetry
 from ingest.bus import InProcessBus
 from ingest.otlp import OtlpMetricsDecoder
+from ingest.otlp_logs import OtlpLogsDecoder
 from ingest.points import PointDecoder
 from ingest.registry import SeriesRegistry
 
@@ -83,6 +85,11 @@ class Service:
         self.registry = SeriesRegistry(max_series=settings.ingest.max_series)
         self.decoder = PointDecoder(self.registry, max_future_skew_s=settings.ingest.max_future_skew_s)
         self.otlp_decoder = OtlpMetricsDecoder(self.registry, max_future_skew_s=settings.ingest.max_future_skew_s)
+        self.otlp_logs_decoder = OtlpLogsDecoder(max_future_skew_s=settings.ingest.max_future_skew_s)
+        self.logs = None  # its own point decoder: the pipeline thread uses it too (intervals closed when logs go quiet)
+        if settings.logs.enabled:
+            skew = settings.ingest.max_future_skew_s
+            self.logs = LogAnomalies(settings.logs, self.registry, PointDecoder(self.registry, max_future_skew_s=skew))
         self.detection = DetectionRouter(settings.detection, settings.alerting, self.registry)
         self.silences = SilenceBook(settings.alerting.silences, settings.alerting.maintenance)
         self.incidents = IncidentManager(settings.alerting.incidents, Escalations(settings.alerting.escalation))
@@ -106,6 +113,7 @@ class Service:
             notifier=self.notifier,
             planner=self.planner,
             forecasts=None if worker else self.forecasts,
+            logs=None if worker else self.logs,
             checkpoint_every_s=0.0 if worker else settings.detection.checkpoint_every_s,
             shared_series=StoreSeries(self.registry) if worker else None,
             alerts=AlertManager(

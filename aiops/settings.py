@@ -42,6 +42,7 @@ __all__ = [
     "MaintenanceWindow",
     "ReceiverSpec",
     "RemediationSettings",
+    "LogSettings",
     "LoggingSettings",
     "ServerSettings",
     "SilenceSpec",
@@ -501,6 +502,17 @@ class ForecastingSettings(_Section):
         return max(int(round(self.history_days * 86400 / self.step_s)), 2)
 
 
+class LogSettings(_Section):
+    """Logs as signals: template mining, counts per template and source, new templates (docs/logs-traces.md)."""
+
+    enabled: bool = Field(True, description="false: POST /v1/logs answers 404 and no miner runs")
+    interval_s: float = Field(60.0, gt=0, description="log_template_count / log_error_count are counted per interval")
+    grace_s: float = Field(30.0, ge=0, description="an interval closes once records this much later arrived")
+    warmup_records: int = Field(10_000, ge=0, description="templates first seen after this many records are anomalies")
+    examples: int = Field(3, ge=0, le=20, description="example lines (secrets masked) kept per template and shown")
+    max_templates: int = Field(10_000, ge=1, description="miner cap; past it the least recently seen template goes")
+
+
 class DemoSettings(_Section):
     services: int = Field(3, ge=1, le=50)
     hosts_per_service: int = Field(4, ge=1, le=100)
@@ -533,6 +545,7 @@ class Settings(_Section):
     alerting: AlertingSettings = AlertingSettings()
     remediation: RemediationSettings = RemediationSettings()
     forecasting: ForecastingSettings = ForecastingSettings()
+    logs: LogSettings = LogSettings()
     demo: DemoSettings = DemoSettings()
 
     @model_validator(mode="after")

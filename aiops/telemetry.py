@@ -41,6 +41,10 @@ class Telemetry:
         self.queue_depth = Gauge("aiops_bus_queue_depth", "Batches waiting on the bus", ["topic"], registry=r)
         self.series = Gauge("aiops_series", "Series known to the registry", registry=r)
         self.pipeline_errors = Counter("aiops_pipeline_errors", "Batches whose processing failed", registry=r)
+        self.log_records = Counter(
+            "aiops_ingest_log_records", "OTLP log records received, by outcome (accepted: mined and counted)",
+            ["outcome"], registry=r,
+        )
         self.notifications = Counter(
             "aiops_notifications", "Notification deliveries by receiver and outcome (sent, retry, failed)",
             ["receiver", "outcome"], registry=r,

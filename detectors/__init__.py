@@ -16,6 +16,7 @@ _WHERE = {
     "SeasonalBaseline": "detectors.seasonal",
     "SEVERITIES": "detectors.threshold",
     "SeverityThreshold": "detectors.threshold",
+    "LogRecord": "detectors.types",
     "MetricBatch": "detectors.types",
     "Scores": "detectors.types",
     "TemplateMiner": "detectors.logtemplates",
@@ -32,7 +33,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names resolve lazil
     from detectors.robust import RobustMad
     from detectors.seasonal import SeasonalBaseline
     from detectors.threshold import SEVERITIES, SeverityThreshold
-    from detectors.types import MetricBatch, Scores
+    from detectors.types import LogRecord, MetricBatch, Scores
 
 
 def __getattr__(name: str) -> Any:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["MetricBatch", "Scores"]
+__all__ = ["LogRecord", "MetricBatch", "Scores"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,3 +86,13 @@ class Scores:
     def empty(cls, n: int) -> Scores:
         """Scores of `n` points nothing could be said about yet: 0, no band, not ready."""
         return cls(np.zeros(n), np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan), np.zeros(n, dtype=bool))
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """One log line as ingest hands it to the log monitor: canonical whatever the wire format was."""
+
+    ts: float  # unix seconds
+    body: str
+    labels: dict[str, str]  # where it came from (service, host, …)
+    severity: int = 0  # OpenTelemetry SeverityNumber (0: unspecified; 17-20 ERROR, 21-24 FATAL)

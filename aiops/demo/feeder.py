@@ -3,7 +3,8 @@
 At start it sends `backfill_hours` of history (so detectors are warm and alert within a minute),
 then a sample of every series every `interval_s`, and posts the simulated change events (deploys,
 flag flips) as their time comes. It logs each injected incident as it begins, so the alert that
-follows can be told apart from noise.
+follows can be told apart from noise. With `logs` (`aiops.demo.logs.DemoLogs`) it also posts what the
+hosts logged, as OTLP/JSON to /v1/logs: `LOG_BACKFILL_S` of history at start, then each interval's lines.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 
 import httpx
 
+from aiops.demo.logs import DemoLogs
 from aiops.demo.simulator import FleetSimulator
 from aiops.settings import Settings
 
@@ -23,6 +25,8 @@ __all__ = ["DemoFeeder", "start_demo_feeder"]
 log = logging.getLogger(__name__)
 
 _CHUNK = 5000  # points per request during backfill
+LOG_BACKFILL_S = 1800.0  # log history sent at start: enough intervals for the detectors' warm-up
+_LOG_WINDOW_S = 60.0  # seconds of log history per request during backfill
 
 
 class DemoFeeder:
@@ -35,6 +39,7 @@ class DemoFeeder:
         backfill_step_s: float,
         clock: Callable[[], float] = time.time,
         transport: httpx.AsyncBaseTransport | None = None,
+        logs: DemoLogs | None = None,
     ) -> None:
         self.simulator = simulator
         self.base_url = base_url
@@ -43,6 +48,7 @@ class DemoFeeder:
         self.backfill_step_s = backfill_step_s
         self.clock = clock
         self.transport = transport
+        self.logs = logs
         self.sent = 0
 
     async def run(self) -> None:
@@ -56,6 +62,8 @@ class DemoFeeder:
                 now = self.clock()
                 for change in self.simulator.changes_between(last, now):
                     await self._post_change(client, change)
+                if self.logs is not None:
+                    await self._post_logs(client, self.logs.export(last, now))
                 last = now
                 incident = self.simulator.incident_at(now)
                 if incident is not None and incident.start not in announced:
@@ -90,6 +98,11 @@ class DemoFeeder:
         if pending:
             await self._post(client, pending)
         log.info("demo: backfilled %.1f h of history (%d points)", self.backfill_s / 3600, self.sent)
+        if self.logs is not None:
+            t = start - min(self.backfill_s, LOG_BACKFILL_S)
+            while t < start:
+                await self._post_logs(client, self.logs.export(t, min(t + _LOG_WINDOW_S, start)))
+                t += _LOG_WINDOW_S
 
     async def _post_change(self, client: httpx.AsyncClient, change: dict) -> None:
         try:
@@ -118,6 +131,23 @@ class DemoFeeder:
             await asyncio.sleep(0.2 * 2**attempt)
 
 
+    async def _post_logs(self, client: httpx.AsyncClient, request: dict) -> None:
+        if not request["resourceLogs"]:
+            return
+        for attempt in range(5):
+            try:
+                response = await client.post("/v1/logs", json=request)
+            except httpx.HTTPError as exc:
+                log.warning("demo: log export failed: %r", exc)
+            else:
+                if response.status_code == 200:
+                    return
+                if response.status_code != 503:
+                    log.error("demo: /v1/logs answered %s: %s", response.status_code, response.text[:300])
+                    return
+            await asyncio.sleep(0.2 * 2**attempt)
+
+
 def start_demo_feeder(settings: Settings, simulator: FleetSimulator) -> Callable[[], object]:
     """Start feeding `simulator` to the service described by `settings`; returns the function that stops it."""
     demo = settings.demo
@@ -128,6 +158,7 @@ def start_demo_feeder(settings: Settings, simulator: FleetSimulator) -> Callable
         interval_s=demo.interval_s,
         backfill_s=demo.backfill_hours * 3600,
         backfill_step_s=demo.backfill_step_s,
+        logs=DemoLogs(simulator) if settings.logs.enabled else None,
     )
     task = asyncio.get_running_loop().create_task(feeder.run(), name="aiops-demo-feeder")
 

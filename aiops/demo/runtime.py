@@ -13,7 +13,8 @@ drop is good news here), the fleet's dependency map, the runbooks of `runbooks.y
 escalation policy that pages for incidents still open after 30 s, a 60 s quiet period before an
 alert resolves (so each injected incident has closed before the next one comes), and a forecast
 of every disk (a line through its last minute, 10-second buckets) that raises a predictive alert
-when the disk would be full within 30 minutes.
+when the disk would be full within 30 minutes. Logs are counted per 10 s (closing 2 s after), and a
+template is new after 1,000 lines, so the demo's error burst shows as log anomalies within seconds.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from aiops.config_loader import load_runbook_file
 from aiops.demo.simulator import FleetSimulator, demo_topology
 from aiops.settings import (
-    AlertingSettings, DetectionRule, EscalationPolicy, ForecastRule, ReceiverSpec, RemediationSettings, Settings,
+    AlertingSettings, DetectionRule, EscalationPolicy, ForecastRule, LogSettings, ReceiverSpec, RemediationSettings,
+    Settings,
 )
 from connectors.jenkins import JenkinsConfig
 from emulators.jenkins import JenkinsEmulator, Job
@@ -104,6 +106,10 @@ class DemoRuntime:
                 "rules": [ForecastRule(selector='{__name__="disk_used_percent"}', threshold=100.0, method="linear",
                                        window_s=60.0, lead_time_s=1800.0, horizon_s=3600.0)],
             })
+        demo_logs = {"interval_s": 10.0, "grace_s": 2.0, "warmup_records": 1000}  # short intervals and warm-up
+        logs_update = {k: v for k, v in demo_logs.items() if getattr(settings.logs, k) == LogSettings.model_fields[k].default}
+        if logs_update:
+            update["logs"] = settings.logs.model_copy(update=logs_update)
         return settings.model_copy(update=update)
 
 

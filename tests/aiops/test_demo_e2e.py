@@ -25,13 +25,25 @@ def _free_port() -> int:
 
 @pytest.fixture
 def demo_server(tmp_path):
+    yield from _demo(tmp_path, AIOPS_DEMO__BACKFILL_HOURS="26")
+
+
+@pytest.fixture
+def demo_with_an_early_error_burst(tmp_path):
+    """Incidents every 4 s, so the third (an error burst, 3 s) begins 10 s in; logs counted per 2 s (so the burst
+    spans intervals, as the default minute-long burst spans the demo's 10 s ones); 36 min of history (warm-up)."""
+    yield from _demo(tmp_path, AIOPS_DEMO__BACKFILL_HOURS="0.6", AIOPS_DEMO__INCIDENT_EVERY_S="4",
+                     AIOPS_DEMO__INCIDENT_DURATION_S="3", AIOPS_LOGS__INTERVAL_S="2")
+
+
+def _demo(tmp_path, **overrides: str):
     port = _free_port()
     env = {
         **os.environ,
         "AIOPS_DATA_DIR": str(tmp_path),
         "AIOPS_DEMO__FIRST_INCIDENT_AFTER_S": "2",
         "AIOPS_DEMO__INTERVAL_S": "1",
-        "AIOPS_DEMO__BACKFILL_HOURS": "26",
+        **overrides,
     }
     log = open(tmp_path / "server.log", "w+")
     proc = subprocess.Popen(
@@ -49,7 +61,8 @@ def demo_server(tmp_path):
 
 
 def _raised_by(incident: dict, alerts: list[dict]) -> bool:
-    return any(a["first_seen"] >= incident["start"] and a["labels"]["host"] == incident["host"] for a in alerts)
+    return any(a["first_seen"] >= incident["start"] and a["labels"]["host"] == incident["host"]
+               and not a["labels"]["__name__"].startswith("log_") for a in alerts)
 
 
 def test_demo_raises_an_alert_from_an_injected_incident_and_counters_move(demo_server):
@@ -71,7 +84,8 @@ def test_demo_raises_an_alert_from_an_injected_incident_and_counters_move(demo_s
         assert alerts, "no alert within 60 s:\n" + log_path.read_text()[-3000:]
         metrics = client.get("/metrics").text
     injected = incidents()[0]
-    raised = [a for a in alerts if a["first_seen"] >= injected["start"] and a["labels"]["host"] == injected["host"]]
+    raised = [a for a in alerts if a["first_seen"] >= injected["start"] and a["labels"]["host"] == injected["host"]
+              and not a["labels"]["__name__"].startswith("log_")]  # logs may alert too (the next test)
     assert raised, (injected, alerts)
     alert = raised[0]
     assert alert["labels"]["env"] == "demo" and alert["labels"]["service"] == injected["service"]
@@ -93,6 +107,37 @@ def test_demo_raises_an_alert_from_an_injected_incident_and_counters_move(demo_s
     assert incident["state"] in ("resolved", "open", "acknowledged")  # resolved unless other (noise) alerts joined it
     assert any(t["kind"] in ("resolved", "remediation_partial") and t["actor"] == "runbook:scale-out-on-cpu-saturation"
                for t in incident["timeline"])
+
+
+def test_the_demo_logs_and_its_error_burst_becomes_log_anomalies_with_example_lines(demo_with_an_early_error_burst):
+    url, log_path = demo_with_an_early_error_burst
+
+    def from_bursts() -> list[dict]:
+        """Log alerts of a service while it had an error burst (the calm services' logs may raise noise too)."""
+        lines = [json.loads(l) for l in log_path.read_text().splitlines() if l.startswith("{")]
+        bursts = [l for l in lines if "injected incident" in l["message"] and l["incident"] == "error_burst"]
+        items = client_get(url, "/api/v1/alerts?limit=200")["items"]
+        return [a for a in items if a["labels"]["__name__"].startswith("log_") and any(
+            a["labels"]["service"] == b["service"] and b["start"] - 2 <= a["first_seen"] <= b["start"] + 5 for b in bursts)]
+
+    def both(alerts: list[dict]) -> bool:
+        return {a["labels"]["__name__"] for a in alerts} == {"log_template_count", "log_error_count"}
+
+    alerts = _until(from_bursts, both, 45)
+    assert alerts and both(alerts), (alerts, log_path.read_text()[-3000:])
+    new = next(a for a in alerts if a["labels"]["__name__"] == "log_template_count")
+    assert new["severity"] == "critical" and "new log template" in new["summary"]
+    assert new["details"]["explanation"]["log"]["template"] == (
+        "connection pool exhausted for <*>: <*> of <*> connections busy, timeout after <*> ms")
+    errors = next(a for a in alerts if a["labels"]["__name__"] == "log_error_count")
+    anomalies = client_get(url, f"/api/v1/anomalies?name=log_error_count&label=host={errors['labels']['host']}")["items"]
+    assert any(a["alert_id"] == errors["id"] and a["detector"] == "ensemble" and a["value"] > a["upper"]
+               for a in anomalies)  # the ensemble saw the burst of errors leave its band
+    logged = errors["details"]["explanation"]["log"]
+    assert "connection pool exhausted for <*>: <*> of <*> connections busy, timeout after <*> ms" in logged["templates"]
+    for alert in (new, errors):
+        examples = alert["details"]["explanation"]["log"]["examples"]
+        assert examples and any(line.startswith("connection pool exhausted for db-") for line in examples)
 
 
 def client_get(url: str, path: str) -> dict:

@@ -58,3 +58,33 @@ def test_resolved_groups_and_incident_news_say_so():
     assert render(ack)[:2] == ["ACKNOWLEDGED: incident #3: search errors", "acknowledged by alice"]
     page = incident_payload(receiver="oncall", story=STORY, reason="escalation", public_url="http://x", step=1)
     assert page["status"] == "firing" and page["escalation_step"] == 1 and render(page)[0].startswith("CRITICAL: incident #3")
+
+
+LOG_ALERT = {
+    "id": 9, "state": "firing", "severity": "critical", "kind": "anomaly", "first_seen": 1_800_000_000.0,
+    "last_seen": 1_800_000_000.0, "count": 1,
+    "summary": 'new log template on {service="api"}: "pool exhausted after <*> ms" (first seen after warm-up)',
+    "labels": {"__name__": "log_template_count", "template_id": "12", "service": "api"},
+    "details": {"value": 1.0, "expected": 0.0, "lower": None, "upper": None, "score": 1.0, "explanation": {
+        "detectors": {"log_new_template": 1.0},
+        "log": {"template_id": 12, "template": "pool exhausted after <*> ms", "new_template": True,
+                "examples": ["pool exhausted after 3000 ms", "pool exhausted after 3100 ms"]}}},
+}
+ERRORS_ALERT = {
+    **SERIES_ALERT, "id": 10, "labels": {"__name__": "log_error_count", "service": "api"},
+    "details": {**SERIES_ALERT["details"], "value": 40.0, "explanation": {
+        "detectors": {"range": 0.9}, "log": {"templates": ["timeout calling <*>"], "examples": ["timeout calling db-1"]}}},
+}
+
+
+def test_log_alerts_show_their_template_and_example_lines():
+    payload = group_payload(receiver="team", route="root", group={}, reason="first", firing=[LOG_ALERT, ERRORS_ALERT],
+                            resolved=[], stories=[], public_url="http://x")
+    assert payload["alerts"][0]["log"] == {"templates": ["pool exhausted after <*> ms"], "new_template": True,
+                                           "examples": ["pool exhausted after 3000 ms", "pool exhausted after 3100 ms"]}
+    text = payload["text"].splitlines()
+    assert text[1].startswith("- log_template_count on service=api, template_id=12: seen 1, expected 0;")
+    assert text[2:6] == ["  why: log_new_template 1", "  new log template: pool exhausted after <*> ms",
+                         "  e.g.: pool exhausted after 3000 ms", "  e.g.: pool exhausted after 3100 ms"]
+    assert text[6].startswith("- log_error_count on service=api: seen 40")
+    assert text[7:] == ["  why: range 0.9", "  log template: timeout calling <*>", "  e.g.: timeout calling db-1"]

@@ -45,3 +45,24 @@ def test_secrets_are_masked():
     assert mask_secrets("login api_key=12345 ok") == "login api_key=*** ok"
     assert mask_secrets("key AKIAIOSFODNN7EXAMPLE used") == "key *** used"
     assert mask_secrets("GET /health 200") == "GET /health 200"
+
+
+def test_error_lines_are_those_of_the_interval_an_error_count_point_is_stamped_with():
+    mon = LogMonitor(interval_s=10, warmup_records=0, examples=2)
+    mon.observe([LogRecord(1.0, "db timeout after 3000 ms", WEB, severity=17),
+                 LogRecord(2.0, "db timeout after 3100 ms", WEB, severity=17),
+                 LogRecord(3.0, "db timeout after 3200 ms", WEB, severity=17),  # past `examples`: not kept
+                 LogRecord(12.0, "disk quota exceeded token=abc", WEB, severity=21)])
+    assert [line for _, line in mon.error_lines(WEB, ts=10.0)] == ["db timeout after 3000 ms", "db timeout after 3100 ms"]
+    assert [line for _, line in mon.error_lines(WEB)] == ["disk quota exceeded token=***"]  # the latest interval
+    assert mon.error_lines({"service": "elsewhere"}) == []
+
+
+def test_lines_stamped_ahead_of_the_clock_do_not_close_other_sources_intervals():
+    mon = LogMonitor(interval_s=10, warmup_records=0, grace_s=0)
+    ahead = mon.observe([LogRecord(1.0, "tick 1", WEB), LogRecord(95.0, "clock skewed 1", {"service": "api"})], now=5.0)
+    assert ahead.points == []  # capped at now: nothing closed yet
+    later = mon.observe([LogRecord(6.0, "tick 2", WEB), LogRecord(11.0, "tick 3", WEB)], now=12.0)
+    assert mon.late == 0  # "tick 2" still found its interval open
+    assert [(p["labels"]["service"], p["value"]) for p in later.points if p["name"] == "log_template_count"] == [
+        ("web", 2.0)]  # the skewed source's interval stays open until the clock gets there
