@@ -28,8 +28,11 @@ from aiops.pipeline import Pipeline
 from aiops.settings import Settings
 from aiops.store import ListQuery, StoreEngine, repository
 from aiops.telemetry import Telemetry
+from aiops.topology import ServiceMap
+from aiops.traces import TraceMonitor, with_trace_rules
 from ingest.bus import InProcessBus
 from ingest.otlp import OtlpMetricsDecoder
+from ingest.otlp_traces import OtlpTracesDecoder
 from ingest.points import PointDecoder
 from ingest.registry import SeriesRegistry
 
@@ -70,9 +73,14 @@ class Service:
         self.registry = SeriesRegistry(max_series=settings.ingest.max_series)
         self.decoder = PointDecoder(self.registry, max_future_skew_s=settings.ingest.max_future_skew_s)
         self.otlp_decoder = OtlpMetricsDecoder(self.registry, max_future_skew_s=settings.ingest.max_future_skew_s)
-        self.detection = DetectionRouter(settings.detection, settings.alerting, self.registry)
+        self.otlp_traces_decoder = OtlpTracesDecoder(max_future_skew_s=settings.ingest.max_future_skew_s)
+        self.service_map = ServiceMap(settings.alerting.incidents.topology)
+        self.traces = TraceMonitor(settings.traces, self.registry, self.service_map)
+        self.detection = DetectionRouter(with_trace_rules(settings.detection, settings.traces), settings.alerting,
+                                         self.registry)
         self.silences = SilenceBook(settings.alerting.silences, settings.alerting.maintenance)
-        self.incidents = IncidentManager(settings.alerting.incidents, Escalations(settings.alerting.escalation))
+        self.incidents = IncidentManager(settings.alerting.incidents, Escalations(settings.alerting.escalation),
+                                         topology=self.service_map.adjacency)
         self._seams = connector_seams or {}  # tests pass sleep/rng so retries do not wait
         self.outbox = Outbox(
             self.store, Receivers(settings.alerting.receivers, **self._seams), clock=clock,
@@ -117,6 +125,7 @@ class Service:
         self.store.migrate()
         with self.store.begin() as conn:
             self.registry.load(repository.load_series(conn))
+            self.traces.load(conn)
             for row in repository.list_silences(conn, ListQuery(limit=100_000)).items:
                 self.silences.put(row["id"], row["selector"], row["starts_at"], row["ends_at"], row["comment"])
         self.pipeline.start()
@@ -145,6 +154,8 @@ class Service:
         self.executor.stop()
         self.forecasts.stop()
         self.pipeline.stop(drain=True)
+        with self.store.begin() as conn:
+            self.traces.save(conn, self.clock())
         self.outbox.stop()
         self.store.close()
 
@@ -157,7 +168,7 @@ class Service:
         """
         with self._reload_lock:
             new = load_settings(self.config_path)
-            report = self.detection.reconfigure(new.detection, new.alerting)
+            report = self.detection.reconfigure(with_trace_rules(new.detection, self.settings.traces), new.alerting)
             if new.detection.entities != self.settings.detection.entities:  # entity models start afresh
                 self.pipeline.entities = EntityMonitor(new.detection.entities, self.registry)
             alerts = self.pipeline.alerts
@@ -166,6 +177,7 @@ class Service:
             alerts.flap_hold = new.alerting.flap_hold
             self.silences.configure(new.alerting.silences, new.alerting.maintenance)
             alerts.configure_inhibition(new.alerting.inhibit)
+            self.service_map.configure(new.alerting.incidents.topology)
             self.incidents.configure(new.alerting.incidents)
             self.incidents.escalations = Escalations(new.alerting.escalation)
             if new.alerting.receivers != self.settings.alerting.receivers:
