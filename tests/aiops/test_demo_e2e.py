@@ -78,6 +78,11 @@ def test_demo_raises_an_alert_from_an_injected_incident_and_counters_move(demo_s
     assert alert["details"]["value"] > alert["details"]["upper"]  # the explanation shows the band it left
     accepted = next(float(l.split()[-1]) for l in metrics.splitlines() if l.startswith("aiops_ingest_points_accepted_total"))
     assert accepted > 1000  # the backfill and the live samples went through the public ingest path
+    spans = next(float(l.split()[-1]) for l in metrics.splitlines() if l.startswith("aiops_ingest_spans_accepted_total"))
+    assert spans > 1000  # and the fleet's traces, through POST /v1/traces
+    edges = client_get(url, "/api/v1/topology")["edges"]  # the dependency map comes from them, not from configuration
+    assert {(e["caller"], e["callee"], e["source"]) for e in edges} == {
+        ("checkout", "payments", "traced"), ("checkout", "search", "traced"), ("payments", "search", "traced")}
 
     # and it heals it: the runbook's Jenkins job scales the service out, verification sees the CPU recover,
     # the incident resolves (docs/remediation.md; `make run` shows this within two minutes)
