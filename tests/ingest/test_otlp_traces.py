@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ingest.otlp import OtlpBodyError
-from ingest.otlp_traces import OtlpTracesDecoder, encode_traces_response_protobuf
+from ingest.otlp_traces import OtlpTracesDecoder, _columns, encode_traces_response_protobuf
 
 NOW = 1_800_000_000.0
 
@@ -35,7 +35,7 @@ def test_a_server_span_in_the_collectors_json_encoding():
     assert not s.error[0] and s.counted[0]
 
 
-def test_errors_from_status_or_http_5xx_and_which_spans_count_as_requests():
+def test_errors_from_status_and_which_spans_count_as_requests():
     spans = [
         _span(spanId="0000000000000001", status={"code": 2, "message": "timeout"}),
         _span(spanId="0000000000000002", attributes=[{"key": "http.status_code", "value": {"intValue": 503}}]),
@@ -45,7 +45,7 @@ def test_errors_from_status_or_http_5xx_and_which_spans_count_as_requests():
         _span(spanId="0000000000000006", startTimeUnixNano=1799999999000000000, endTimeUnixNano=1799999999500000000),
     ]
     s = OtlpTracesDecoder().decode(_body(*spans, service=None), NOW).spans
-    assert s.error.tolist() == [True, True, False, False, False, False]
+    assert s.error.tolist() == [True, False, False, False, False, False]  # the status says it, not the attributes
     assert s.counted.tolist() == [True, True, False, True, True, True]
     assert set(s.service) == {"unknown_service"}  # the SDKs' default when service.name is missing
     assert s.duration_ms[5] == pytest.approx(500.0)  # int64 as JSON numbers is accepted too
@@ -113,3 +113,18 @@ def test_protobuf_has_byte_ids_and_decodes_like_json():
     assert answer.partial_success.rejected_spans == 1
     assert encode_traces_response_protobuf(0, "") == b""
     assert np.isfinite(s.duration_ms).all()
+
+
+def test_the_column_path_and_the_per_span_path_agree():
+    rows = [_span(spanId=f"{k + 1:016x}", parentSpanId=f"{k:016x}" if k else None, kind=[2, 3, 5, 1][k % 4],
+                  status={"code": k % 3}, name=f"op{k % 5}", endTimeUnixNano=str(1799999999250000000 + k))
+            for k in range(40)]
+    decoder = OtlpTracesDecoder()
+    request = msgspec.json.decode(_body(*rows), type=decoder._decoder.type)
+    spans = request.resource_spans[0].scope_spans[0].spans
+    horizon = int((NOW + 300) * 1e9)
+    fast = _columns(spans, ["payments"], [len(spans)], horizon)
+    assert fast is not None  # every span good: the column path answered
+    slow = decoder._one_by_one(spans, ["payments"], [len(spans)], horizon)
+    for name in ("span_id", "parent_id", "service", "operation", "end_s", "duration_ms", "error", "counted"):
+        np.testing.assert_array_equal(getattr(fast.spans, name), getattr(slow.spans, name), err_msg=name)
