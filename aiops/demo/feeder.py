@@ -135,7 +135,7 @@ def start_demo_feeder(settings: Settings, simulator: FleetSimulator) -> Callable
         interval_s=demo.interval_s,
         backfill_s=demo.backfill_hours * 3600,
         backfill_step_s=demo.backfill_step_s,
-        traces=DemoTraces(simulator) if settings.traces.enabled else None,
+        traces=DemoTraces(simulator, interval_s=settings.traces.interval_s) if settings.traces.enabled else None,
     )
     task = asyncio.get_running_loop().create_task(feeder.run(), name="aiops-demo-feeder")
 

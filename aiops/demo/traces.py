@@ -10,7 +10,9 @@ Incidents act on spans too: a latency regression on X multiplies X's own work by
 spans into X and X's latency series rise, and the edges caller → X show it), an error burst marks a
 fifth of X's spans ERROR. Requests per service per sample are `requests` ± 1, own work within ±15% of
 the service's mean latency: bounded noise, so a quiet day holds the whole range and only an incident
-leaves it (the ensemble's range member flags a new extreme); spans end at or before `ts`. Draws come from a
+leaves it (the ensemble's range member flags a new extreme). Requests end at `ts` or a little before;
+given the service's RED `interval_s`, none starts before the interval holding `ts`, so each interval
+counts one sample's requests (a request longer than what is left of the interval ends after `ts`). Draws come from a
 generator seeded by (seed, stream, ts in ms): the same sample whenever it is asked for.
 """
 
@@ -38,9 +40,10 @@ _SERVER, _CLIENT = 2, 3
 class DemoTraces:
     """Traces of `simulator`'s fleet; `requests` is the mean number of requests per service per sample."""
 
-    def __init__(self, simulator: FleetSimulator, requests: int = 4) -> None:
+    def __init__(self, simulator: FleetSimulator, requests: int = 4, interval_s: float | None = None) -> None:
         if requests < 1:
             raise ValueError(f"requests must be at least 1, got {requests}")
+        self.interval_s = interval_s  # the service's RED interval: a sample's requests start inside ts's interval
         self.simulator = simulator
         self.requests = requests
         services = simulator.services
@@ -73,6 +76,8 @@ class DemoTraces:
                     calls.append((c, callee_ms, bool(rng.random() < failing[c])))
                 total = own + sum(ms + 1.0 for _, ms, _ in calls)
                 start = ts - total / 1000.0 - rng.random() * 0.5
+                if self.interval_s:  # one sample's requests in one interval, however the samples fall
+                    start = max(start, np.floor(ts / self.interval_s) * self.interval_s)
                 root = ids.span()
                 error = bool(rng.random() < failing[s]) or any(e for _, _, e in calls)
                 spans[s].append(_span(trace, root, "", f"GET /{sim.services[s]}", _SERVER, start, total, error))

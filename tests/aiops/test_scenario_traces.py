@@ -32,7 +32,7 @@ def _fleet() -> FleetSimulator:
 
 def test_a_regression_shows_on_the_edges_into_the_slow_service_and_the_traced_map_groups_the_incident(tmp_path):
     sim = _fleet()
-    traces = DemoTraces(sim)
+    traces = DemoTraces(sim, interval_s=5.0)
     regression = sim.incidents_between(sim.origin, sim.origin + 1000)[1]
     assert regression.kind == "latency_regression"
     clock = SettableClock(sim.origin - 26 * 3600)
