@@ -11,8 +11,8 @@ from fastapi.responses import JSONResponse
 
 from aiops import __version__
 from aiops.api.routers import (
-    alerts, anomalies, config, events, forecasts, health, incidents, ingest, notifications, otlp, otlp_traces, remediation,
-    silences, topology,
+    alerts, anomalies, config, events, forecasts, health, incidents, ingest, notifications, otlp, otlp_traces,
+    remediation, silences, topology,
 )
 from aiops.api.routers.ingest import IngestFastPath
 from aiops.service import Service

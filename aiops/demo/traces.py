@@ -49,7 +49,7 @@ class DemoTraces:
         services = simulator.services
         latency = simulator.values(simulator.origin - 86400.0)[:, METRICS.index("http_request_duration_seconds")]
         owner = np.array([services.index(svc) for svc, _ in simulator.hosts])
-        self._own_ms = 1000.0 * np.bincount(owner, weights=latency) / np.bincount(owner)  # a quiet day's mean per service
+        self._own_ms = 1000.0 * np.bincount(owner, weights=latency) / np.bincount(owner)  # a quiet day, per service
         self._callees = [[services.index(c) for c in simulator.topology.get(s, [])] for s in services]
 
     def export(self, ts: float) -> dict:

@@ -26,7 +26,9 @@ from starlette.concurrency import run_in_threadpool
 
 from aiops.api.deps import ServiceDep
 from aiops.api.routers._push import BodyTooLarge, publish, read_limited
-from aiops.api.routers.otlp import _JSON, _PROTOBUF, _INVALID_ARGUMENT, _UNAVAILABLE, Answer, _encode, _media_type, _status
+from aiops.api.routers.otlp import (  # the metrics route's answer helpers: one protocol, one way to answer
+    _INVALID_ARGUMENT, _JSON, _PROTOBUF, _UNAVAILABLE, Answer, _encode, _media_type, _status,
+)
 from aiops.pipeline import METRICS_TOPIC, IngestItem
 from aiops.service import Service
 from aiops.traces import NewEdge
