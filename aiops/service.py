@@ -75,7 +75,8 @@ class Service:
         self.otlp_decoder = OtlpMetricsDecoder(self.registry, max_future_skew_s=settings.ingest.max_future_skew_s)
         self.otlp_traces_decoder = OtlpTracesDecoder(max_future_skew_s=settings.ingest.max_future_skew_s)
         self.service_map = ServiceMap(settings.alerting.incidents.topology)
-        self.traces = TraceMonitor(settings.traces, self.registry, self.service_map)
+        self.traces = TraceMonitor(settings.traces, self.registry, self.service_map,
+                                   save_every_s=settings.detection.checkpoint_every_s)
         self.detection = DetectionRouter(with_trace_rules(settings.detection, settings.traces), settings.alerting,
                                          self.registry)
         self.silences = SilenceBook(settings.alerting.silences, settings.alerting.maintenance)
@@ -125,7 +126,7 @@ class Service:
         self.store.migrate()
         with self.store.begin() as conn:
             self.registry.load(repository.load_series(conn))
-            self.traces.load(conn)
+            self.traces.load(conn, self.clock())
             for row in repository.list_silences(conn, ListQuery(limit=100_000)).items:
                 self.silences.put(row["id"], row["selector"], row["starts_at"], row["ends_at"], row["comment"])
         self.pipeline.start()

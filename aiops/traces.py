@@ -12,8 +12,8 @@ other metric:
 
 and the edges feed the `ServiceMap`. An edge new to the map is returned once, to be recorded as a
 change event (kind `topology`) so it shows among an incident's likely causes. The map is saved as a
-checkpoint (`save` / `load`) so it survives a restart (the aggregator's open intervals do not: at
-most one interval of figures is lost).
+checkpoint (`save` / `load`: when an edge appears, every `save_every_s`, at shutdown) so it survives
+a restart (the aggregator's open intervals do not: at most one interval of figures is lost).
 
 `with_trace_rules` adds the detection rule that watches latency and error-ratio series upwards only.
 """
@@ -54,8 +54,11 @@ class NewEdge:
 
 
 class TraceMonitor:
-    def __init__(self, settings: TracesSettings, registry: SeriesRegistry, service_map: ServiceMap) -> None:
+    def __init__(self, settings: TracesSettings, registry: SeriesRegistry, service_map: ServiceMap,
+                 save_every_s: float = 300.0) -> None:
         self.settings = settings
+        self.save_every_s = save_every_s  # the map's totals are saved this often (and when an edge appears)
+        self._saved_at = float("-inf")
         self.registry = registry
         self.service_map = service_map
         self.aggregator = RedAggregator(settings.interval_s, settings.grace_s, settings.max_span_ids)
@@ -159,11 +162,17 @@ class TraceMonitor:
         ])
         return ids
 
+    def save_due(self, now: float) -> bool:
+        """Whether the map's running figures should be saved now (0: only at new edges and shutdown)."""
+        return bool(self.save_every_s) and now - self._saved_at >= self.save_every_s
+
     def save(self, conn: Connection, now: float) -> None:
         data = json.dumps(self.service_map.state_dict(), separators=(",", ":")).encode()
         repository.save_checkpoint(conn, CHECKPOINT_NAME, data, now)
+        self._saved_at = now
 
-    def load(self, conn: Connection) -> None:
+    def load(self, conn: Connection, now: float) -> None:
+        self._saved_at = now
         saved = repository.load_checkpoint(conn, CHECKPOINT_NAME)
         if saved is None:
             return

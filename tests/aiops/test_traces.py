@@ -56,3 +56,24 @@ def test_the_upward_rule_follows_the_default_detector_and_comes_after_the_users_
     assert [r.selector for r in rules] == ['{service="db"}', UPWARD_SELECTOR]
     assert rules[1].detector == "ewma_zscore" and rules[1].params == {"alpha": 0.1, "direction": "up"}
     assert with_trace_rules(detection, TracesSettings(watch_up=False)) is detection
+
+
+def test_the_map_is_saved_when_due_and_restored(tmp_path):
+    from aiops.store import StoreEngine
+
+    store = StoreEngine(f"sqlite:///{tmp_path / 'aiops.db'}")
+    store.migrate()
+    services = ServiceMap()
+    monitor = TraceMonitor(TracesSettings(), SeriesRegistry(), services, save_every_s=60)
+    with store.begin() as conn:
+        monitor.load(conn, 100.0)  # nothing saved yet: an empty map
+    assert not monitor.save_due(150.0) and monitor.save_due(160.0)
+    services.observe(("a", "b"), calls=2, errors=0, first_seen=1.0, last_seen=2.0)
+    with store.begin() as conn:
+        monitor.save(conn, 160.0)
+    assert not monitor.save_due(200.0)
+    restored = ServiceMap()
+    with store.begin() as conn:
+        TraceMonitor(TracesSettings(), SeriesRegistry(), restored).load(conn, 300.0)
+    assert restored.adjacency() == {"a": ["b"]} and restored.edges()[0].calls == 2
+    store.close()

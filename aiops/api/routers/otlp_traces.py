@@ -12,7 +12,7 @@ in JSON or binary protobuf, optionally gzip/deflate; the answer in the request's
 
 Decoding is `ingest.otlp_traces`; the spans go to `Service.traces` (`aiops.traces.TraceMonitor`), whose
 closed intervals become metric points published like any other; a new service-map edge is recorded
-as a change event and the map saved, off the event loop.
+as a change event and the map saved (also every `detection.checkpoint_every_s`), off the event loop.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ async def handle_export(service: Service, request: Request) -> Answer:
         if len(batch) and not await publish(service, IngestItem(batch, now), settings.ingest_wait_s):
             log.warning("traces: %d RED points dropped: the bus filled up after room was seen", len(batch))  # a race
         telemetry.points_accepted.inc(len(batch))
-        if new_edges:
+        if new_edges or service.traces.save_due(now):
             await run_in_threadpool(_record, service, new_edges, now)
     telemetry.spans_accepted.inc(len(decoded.spans))
     for r in decoded.rejected:
@@ -104,8 +104,10 @@ async def _room(service: Service, wait_s: float) -> bool:
 
 
 def _record(service: Service, edges: list[NewEdge], now: float) -> None:
+    """New edges as change events, and the map saved (off the event loop: a store write)."""
     with service.store.begin() as conn:
-        service.traces.record_new_edges(conn, edges, now)
+        if edges:
+            service.traces.record_new_edges(conn, edges, now)
         service.traces.save(conn, now)
 
 
