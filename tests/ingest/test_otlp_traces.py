@@ -128,3 +128,24 @@ def test_the_column_path_and_the_per_span_path_agree():
     slow = decoder._one_by_one(spans, ["payments"], [len(spans)], horizon)
     for name in ("span_id", "parent_id", "service", "operation", "end_s", "duration_ms", "error", "counted"):
         np.testing.assert_array_equal(getattr(fast.spans, name), getattr(slow.spans, name), err_msg=name)
+
+
+def test_the_protobuf_column_path_agrees_with_the_per_span_path():
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+    from ingest.otlp_traces import _Columns, _proto_columns
+
+    spans = [Span(trace_id=bytes.fromhex(f"{k + 1:032x}"), span_id=bytes.fromhex(f"{k + 1:016x}"),
+                  parent_span_id=bytes.fromhex(f"{k:016x}") if k else b"", name=f"op{k % 3}", kind=[2, 3, 5, 1][k % 4],
+                  start_time_unix_nano=1799999999000000000, end_time_unix_nano=1799999999250000000 + k,
+                  status=Status(code=k % 3)) for k in range(30)]
+    horizon = int((NOW + 300) * 1e9)
+    fast = _proto_columns(spans, ["a", "b"], [10, 20], horizon)
+    assert fast is not None
+    slow = _Columns()
+    for k, span in enumerate(spans):
+        OtlpTracesDecoder._proto_span(span, "a" if k < 10 else "b", horizon, slow)
+    for name in ("span_id", "parent_id", "service", "operation", "end_s", "duration_ms", "error", "counted"):
+        np.testing.assert_array_equal(getattr(fast.spans, name), getattr(slow.decoded().spans, name), err_msg=name)
+    spans[3].span_id = b"\0" * 8
+    assert _proto_columns(spans, ["a", "b"], [10, 20], horizon) is None  # a bad span: the per-span path names it
