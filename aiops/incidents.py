@@ -75,8 +75,15 @@ Listener = Callable[[Connection, int, str, str, float], None]  # (conn, incident
 
 
 class IncidentManager:
-    def __init__(self, settings: IncidentSettings, escalations: Escalations | None = None) -> None:
+    """`topology`: returns the current dependency map (the service map merged from traces and config,
+    `aiops.topology.ServiceMap.adjacency`); default: the configured map. It must return the same
+    object while the map is unchanged: components are recomputed when it returns another."""
+
+    def __init__(self, settings: IncidentSettings, escalations: Escalations | None = None,
+                 topology: Callable[[], dict[str, list[str]]] | None = None) -> None:
         self._lock = threading.RLock()
+        self._topology_of = topology
+        self._seen_topology: dict[str, list[str]] | None = None
         self.configure(settings)
         self.escalations = escalations or Escalations()
         self.listeners: list[Listener] = []
@@ -85,13 +92,24 @@ class IncidentManager:
 
     def configure(self, settings: IncidentSettings) -> None:
         self.settings = settings
-        self._component = components_of(settings.topology)
+        self._seen_topology = None  # recompute components on next use
+
+    def topology(self) -> dict[str, list[str]]:
+        """The dependency map in use now: service → the services it calls."""
+        return self._topology_of() if self._topology_of is not None else self.settings.topology
+
+    def _components(self) -> dict[str, str]:
+        current = self.topology()
+        if current is not self._seen_topology:
+            self._component = components_of(current)
+            self._seen_topology = current
+        return self._component
 
     def group_key(self, labels: dict[str, str]) -> str:
         parts = [f"{k}={labels[k]}" for k in self.settings.group_by if k in labels]
         service = labels.get("service")
         if service is not None:
-            parts.append(f"component={self._component.get(service, service)}")
+            parts.append(f"component={self._components().get(service, service)}")
         return ",".join(parts) or "ungrouped"
 
     @_locked

@@ -44,7 +44,6 @@ class Notifier:
         """Apply (re)loaded settings; open groups of an unchanged tree keep their timing."""
         alerting = settings.alerting
         self.public_url = settings.server.public_url
-        self.topology = alerting.incidents.topology
         self.lookback_s = alerting.incidents.change_lookback_s
         route = alerting.route
         if route != self._route:
@@ -140,4 +139,4 @@ class Notifier:
             )
 
     def _story(self, conn: Connection, incident_id: int) -> dict[str, Any] | None:
-        return incident_story.story(conn, incident_id, self.topology, self.lookback_s)
+        return incident_story.story(conn, incident_id, self.incidents.topology(), self.lookback_s)

@@ -30,9 +30,12 @@ from aiops.shared_series import StoreSeries
 from aiops.settings import Settings
 from aiops.store import ListQuery, StoreEngine, repository
 from aiops.telemetry import Telemetry
+from aiops.topology import ServiceMap
+from aiops.traces import TraceMonitor, with_trace_rules
 from ingest.bus import InProcessBus
 from ingest.otlp import OtlpMetricsDecoder
 from ingest.otlp_logs import OtlpLogsDecoder
+from ingest.otlp_traces import OtlpTracesDecoder
 from ingest.points import PointDecoder
 from ingest.registry import SeriesRegistry
 
@@ -90,9 +93,15 @@ class Service:
         if settings.logs.enabled:
             skew = settings.ingest.max_future_skew_s
             self.logs = LogAnomalies(settings.logs, self.registry, PointDecoder(self.registry, max_future_skew_s=skew))
-        self.detection = DetectionRouter(settings.detection, settings.alerting, self.registry)
+        self.otlp_traces_decoder = OtlpTracesDecoder(max_future_skew_s=settings.ingest.max_future_skew_s)
+        self.service_map = ServiceMap(settings.alerting.incidents.topology)
+        self.traces = TraceMonitor(settings.traces, self.registry, self.service_map,
+                                   save_every_s=settings.detection.checkpoint_every_s)
+        self.detection = DetectionRouter(with_trace_rules(settings.detection, settings.traces), settings.alerting,
+                                         self.registry)
         self.silences = SilenceBook(settings.alerting.silences, settings.alerting.maintenance)
-        self.incidents = IncidentManager(settings.alerting.incidents, Escalations(settings.alerting.escalation))
+        self.incidents = IncidentManager(settings.alerting.incidents, Escalations(settings.alerting.escalation),
+                                         topology=self.service_map.adjacency)
         self._seams = connector_seams or {}  # tests pass sleep/rng so retries do not wait
         self.outbox = Outbox(
             self.store, Receivers(settings.alerting.receivers, **self._seams), clock=clock,
@@ -142,6 +151,7 @@ class Service:
         with self.store.begin() as conn:
             if not self.api_only:  # api-only: ids only name series on their way to Kafka
                 self.registry.load(repository.load_series(conn))
+            self.traces.load(conn, self.clock())
             self._load_silences(conn)
         if self.api_only:
             self._start_producer()
@@ -206,6 +216,8 @@ class Service:
         else:
             self.forecasts.stop()
             self.pipeline.stop(drain=True)
+        with self.store.begin() as conn:
+            self.traces.save(conn, self.clock())
         self.outbox.stop()
         self.store.close()
 
@@ -218,7 +230,7 @@ class Service:
         """
         with self._reload_lock:
             new = load_settings(self.config_path)
-            report = self.detection.reconfigure(new.detection, new.alerting)
+            report = self.detection.reconfigure(with_trace_rules(new.detection, self.settings.traces), new.alerting)
             if new.detection.entities != self.settings.detection.entities:  # entity models start afresh
                 self.pipeline.entities = EntityMonitor(new.detection.entities, self.registry)
             alerts = self.pipeline.alerts
@@ -227,6 +239,7 @@ class Service:
             alerts.flap_hold = new.alerting.flap_hold
             self.silences.configure(new.alerting.silences, new.alerting.maintenance)
             alerts.configure_inhibition(new.alerting.inhibit)
+            self.service_map.configure(new.alerting.incidents.topology)
             self.incidents.configure(new.alerting.incidents)
             self.incidents.escalations = Escalations(new.alerting.escalation)
             if new.alerting.receivers != self.settings.alerting.receivers:

@@ -49,6 +49,7 @@ __all__ = [
     "Route",
     "Settings",
     "StoreSettings",
+    "TracesSettings",
 ]
 
 
@@ -145,6 +146,19 @@ class KafkaSettings(_Section):
 class IngestSettings(_Section):
     max_future_skew_s: float = Field(300.0, ge=0, description="points further in the future are rejected")
     max_series: int = Field(1_000_000, ge=1, description="cardinality limit: new series beyond it are rejected")
+
+
+class TracesSettings(_Section):
+    """Spans from POST /v1/traces turned into RED series and the traced service map (docs/logs-traces.md)."""
+
+    enabled: bool = Field(True, description="false: POST /v1/traces answers 404")
+    interval_s: float = Field(60.0, gt=0, description="RED figures are computed per interval this long")
+    grace_s: float = Field(30.0, ge=0, description="an interval closes once spans end this long past its end")
+    max_span_ids: int = Field(200_000, ge=1000, description="recent span ids remembered to find a parent in an earlier request")
+    watch_up: bool = Field(
+        True, description="latency and error-ratio series of spans and edges are watched upwards only "
+        "(a rule after detection.rules; a faster or cleaner service is good news)",
+    )
 
 
 _DETECTORS = default_registry()
@@ -546,6 +560,7 @@ class Settings(_Section):
     remediation: RemediationSettings = RemediationSettings()
     forecasting: ForecastingSettings = ForecastingSettings()
     logs: LogSettings = LogSettings()
+    traces: TracesSettings = TracesSettings()
     demo: DemoSettings = DemoSettings()
 
     @model_validator(mode="after")

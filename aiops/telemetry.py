@@ -24,6 +24,10 @@ class Telemetry:
         self.points_rejected = Counter(
             "aiops_ingest_points_rejected", "Points rejected at ingest, by offending field", ["field"], registry=r
         )
+        self.spans_accepted = Counter("aiops_ingest_spans_accepted", "Spans accepted at POST /v1/traces", registry=r)
+        self.spans_rejected = Counter(
+            "aiops_ingest_spans_rejected", "Spans rejected at POST /v1/traces, by offending field", ["field"], registry=r
+        )
         self.points_processed = Counter("aiops_pipeline_points", "Points scored by the detectors", registry=r)
         self.anomalies = Counter("aiops_anomalies", "Anomalies found, by severity", ["severity"], registry=r)
         self.alert_events = Counter(

@@ -2,8 +2,13 @@
 
 Spans become, per (service, operation) and per interval, a request rate, an error ratio and latency
 quantiles (p50, p95, p99) — the series the metric detectors watch — and, from parent/child spans that
-cross services, the edges of the service dependency map with their call rate, error ratio and p95
-latency. A caller edge seen for the first time is reported once, as an event.
+cross services, the edges of the service dependency map: per interval their call rate, error ratio and
+p95 latency (series too, so a slow dependency shows on the edge into it), and running totals. A
+caller edge seen for the first time is reported once, as an event.
+
+Which spans count in a (service, operation)'s RED figures: those `SpanBatch.counted` marks (the
+decoder marks SERVER and CONSUMER spans and root spans, the requests a service serves); every span
+still resolves parents, so a CLIENT span links its service to the SERVER span it called.
 
 Everything is computed with numpy over the batch: spans are grouped by a lexsort on (group, duration)
 and quantiles are read at computed positions inside each group, so the cost is a sort, not a loop
@@ -18,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["EdgeStats", "RedAggregator", "RedPoints", "SpanBatch", "quantiles_by_group"]
+__all__ = ["EdgePoints", "EdgeStats", "RedAggregator", "RedPoints", "SpanBatch", "quantiles_by_group"]
 
 QUANTILES = (0.5, 0.95, 0.99)
 
@@ -34,9 +39,31 @@ class SpanBatch:
     end_s: np.ndarray  # float64, unix seconds
     duration_ms: np.ndarray  # float64
     error: np.ndarray  # bool
+    counted: np.ndarray | None = None  # bool: spans that count in RED figures; None: all of them
 
     def __len__(self) -> int:
         return len(self.end_s)
+
+
+@dataclass(frozen=True)
+class EdgePoints:
+    """Closed intervals' figures per caller → callee edge, one row per (edge, interval).
+
+    Measured on the callee's side (the child span): what the caller waited for, as the callee served it.
+    """
+
+    caller: list[str]
+    callee: list[str]
+    interval_end: np.ndarray  # float64
+    rate: np.ndarray  # calls per second
+    error_ratio: np.ndarray
+    p95_ms: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.rate)
+
+
+_NO_EDGES = EdgePoints([], [], np.empty(0), np.empty(0), np.empty(0), np.empty(0))
 
 
 @dataclass(frozen=True)
@@ -51,6 +78,10 @@ class RedPoints:
     p50_ms: np.ndarray
     p95_ms: np.ndarray
     p99_ms: np.ndarray
+    edges: EdgePoints = _NO_EDGES  # the same intervals' per-edge figures
+
+    def __len__(self) -> int:
+        return len(self.rate)
 
 
 @dataclass
@@ -96,21 +127,32 @@ class RedAggregator:
     _open: dict[float, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = field(default_factory=dict)
     _span_service: OrderedDict = field(default_factory=OrderedDict)
     _watermark: float = float("-inf")
+    _edge_ids: dict[tuple[str, str], int] = field(default_factory=dict)
+    _edge_keys: list[tuple[str, str]] = field(default_factory=list)
+    _open_edges: dict[float, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = field(default_factory=dict)
     edges: dict[tuple[str, str], EdgeStats] = field(default_factory=dict)
 
     def add(self, spans: SpanBatch) -> tuple[RedPoints | None, list[tuple[str, str]]]:
-        """Fold spans in; returns the closed intervals' RED points (or None) and caller→callee edges seen
-        for the first time."""
+        """Fold spans in; returns the closed intervals' RED points with their edge figures (or None) and
+        caller→callee edges seen for the first time."""
         if not len(spans):
             return None, []
-        keys = np.fromiter((self._intern(s, o) for s, o in zip(spans.service, spans.operation)), np.int64, len(spans))
         bucket = np.floor(spans.end_s / self.interval_s) * self.interval_s
-        for b in np.unique(bucket):  # a loop over intervals (time steps), a few per batch
-            here = bucket == b
-            self._open.setdefault(float(b), []).append((keys[here], spans.duration_ms[here], spans.error[here]))
-        new_edges = self._edges(spans)
+        counted = np.ones(len(spans), dtype=bool) if spans.counted is None else np.asarray(spans.counted, dtype=bool)
+        if counted.any():
+            idx = np.flatnonzero(counted)
+            keys = np.fromiter((self._intern(s, o) for s, o in zip(spans.service[idx], spans.operation[idx])),
+                               np.int64, len(idx))
+            self._fold(self._open, bucket[idx], keys, spans.duration_ms[idx], spans.error[idx])
+        new_edges = self._edges(spans, bucket)
         self._watermark = max(self._watermark, float(spans.end_s.max()))
         return self._close(self._watermark - self.grace_s), new_edges
+
+    @staticmethod
+    def _fold(into: dict, bucket: np.ndarray, keys: np.ndarray, durations: np.ndarray, errors: np.ndarray) -> None:
+        for b in np.unique(bucket):  # a loop over intervals (time steps), a few per batch
+            here = bucket == b
+            into.setdefault(float(b), []).append((keys[here], durations[here], errors[here]))
 
     def flush(self) -> RedPoints | None:
         """Close every open interval (at shutdown, or in tests)."""
@@ -125,28 +167,44 @@ class RedAggregator:
         return code
 
     def _close(self, before: float) -> RedPoints | None:
-        done = sorted(b for b in self._open if b + self.interval_s <= before)
+        done = sorted({b for b in (*self._open, *self._open_edges) if b + self.interval_s <= before})
         if not done:
             return None
         out = {k: [] for k in ("svc", "op", "end", "rate", "err", "q")}
+        edge_out = {k: [] for k in ("caller", "callee", "end", "rate", "err", "p95")}
         for b in done:  # a loop over closed intervals
-            parts = self._open.pop(b)
-            keys = np.concatenate([p[0] for p in parts])
-            durations = np.concatenate([p[1] for p in parts])
-            errors = np.concatenate([p[2] for p in parts])
-            groups, counts, q = quantiles_by_group(keys, durations)
-            failed = np.bincount(keys, weights=errors.astype(np.float64), minlength=len(self._keys))[groups]
-            out["svc"] += [self._keys[g][0] for g in groups]
-            out["op"] += [self._keys[g][1] for g in groups]
-            out["end"].append(np.full(len(groups), b + self.interval_s))
-            out["rate"].append(counts / self.interval_s)
-            out["err"].append(failed / counts)
-            out["q"].append(q)
+            end = b + self.interval_s
+            parts = self._open.pop(b, None)
+            if parts:
+                groups, counts, failed, q = _summarize(parts, QUANTILES)
+                out["svc"] += [self._keys[g][0] for g in groups]
+                out["op"] += [self._keys[g][1] for g in groups]
+                out["end"].append(np.full(len(groups), end))
+                out["rate"].append(counts / self.interval_s)
+                out["err"].append(failed / counts)
+                out["q"].append(q)
+            parts = self._open_edges.pop(b, None)
+            if parts:
+                groups, counts, failed, q = _summarize(parts, (0.95,))
+                edge_out["caller"] += [self._edge_keys[g][0] for g in groups]
+                edge_out["callee"] += [self._edge_keys[g][1] for g in groups]
+                edge_out["end"].append(np.full(len(groups), end))
+                edge_out["rate"].append(counts / self.interval_s)
+                edge_out["err"].append(failed / counts)
+                edge_out["p95"].append(q[:, 0])
+        edges = _NO_EDGES
+        if edge_out["end"]:
+            edges = EdgePoints(edge_out["caller"], edge_out["callee"], np.concatenate(edge_out["end"]),
+                               np.concatenate(edge_out["rate"]), np.concatenate(edge_out["err"]),
+                               np.concatenate(edge_out["p95"]))
+        if not out["end"]:
+            empty = np.empty(0)
+            return RedPoints([], [], empty, empty, empty, empty, empty, empty, edges)
         q = np.vstack(out["q"])
         return RedPoints(out["svc"], out["op"], np.concatenate(out["end"]), np.concatenate(out["rate"]),
-                         np.concatenate(out["err"]), q[:, 0], q[:, 1], q[:, 2])
+                         np.concatenate(out["err"]), q[:, 0], q[:, 1], q[:, 2], edges)
 
-    def _edges(self, spans: SpanBatch) -> list[tuple[str, str]]:
+    def _edges(self, spans: SpanBatch, bucket: np.ndarray) -> list[tuple[str, str]]:
         """Caller → callee edges from parents whose service differs; remembers span ids for later children."""
         for sid, svc in zip(spans.span_id.tolist(), spans.service.tolist()):  # ids → service: a dict, bounded
             self._span_service[sid] = svc
@@ -168,14 +226,37 @@ class RedAggregator:
         errors = np.bincount(inverse, weights=spans.error[idx].astype(np.float64))
         last = np.zeros(len(codes))
         np.maximum.at(last, inverse, spans.end_s[idx])
+        first = np.full(len(codes), np.inf)
+        np.minimum.at(first, inverse, spans.end_s[idx])
+        edge_ids = np.empty(len(codes), dtype=np.int64)
         for k, code in enumerate(codes.tolist()):  # a loop over distinct edges in the batch (a handful)
             edge = tuple(code.split("\x1f"))
+            edge_ids[k] = self._edge_id(edge)
             stats = self.edges.get(edge)
             if stats is None:
-                stats = self.edges[edge] = EdgeStats(first_seen=float(last[k]))
+                stats = self.edges[edge] = EdgeStats(first_seen=float(first[k]))
                 new.append(edge)
             stats.calls += int(counts[k])
             stats.errors += int(errors[k])
             stats.p95_ms = float(q[k, 0])
             stats.last_seen = float(last[k])
+        self._fold(self._open_edges, bucket[idx], edge_ids[inverse], spans.duration_ms[idx], spans.error[idx])
         return new
+
+    def _edge_id(self, edge: tuple[str, str]) -> int:
+        code = self._edge_ids.get(edge)
+        if code is None:
+            code = self._edge_ids[edge] = len(self._edge_keys)
+            self._edge_keys.append(edge)
+        return code
+
+
+def _summarize(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], qs: tuple[float, ...]
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(groups, counts, errors, quantiles) of one interval's folded (keys, durations, errors) parts."""
+    keys = np.concatenate([p[0] for p in parts])
+    durations = np.concatenate([p[1] for p in parts])
+    errors = np.concatenate([p[2] for p in parts])
+    groups, counts, q = quantiles_by_group(keys, durations, qs)
+    failed = np.bincount(keys, weights=errors.astype(np.float64))[groups]
+    return groups, counts, failed, q

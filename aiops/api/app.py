@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from aiops import __version__
 from aiops.api.routers import (
     alerts, anomalies, config, events, forecasts, health, incidents, ingest, notifications, otlp, otlp_logs,
-    remediation, silences,
+    otlp_traces, remediation, silences, topology,
 )
 from aiops.api.routers.ingest import IngestFastPath
 from aiops.service import Service
@@ -54,8 +54,8 @@ def create_app(service: Service, on_started: list[Hook] | None = None, demo: obj
 
         app.state.demo = demo
         app.include_router(demo_router)
-    for module in (health, ingest, otlp, otlp_logs, anomalies, alerts, incidents, events, silences, notifications,
-                   remediation, forecasts, config):
+    for module in (health, ingest, otlp, otlp_logs, otlp_traces, anomalies, alerts, incidents, events, silences,
+                   notifications, remediation, forecasts, config, topology):
         app.include_router(module.router)
     app.add_middleware(IngestFastPath, service=service)
 

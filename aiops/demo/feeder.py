@@ -18,6 +18,7 @@ import httpx
 
 from aiops.demo.logs import DemoLogs
 from aiops.demo.simulator import FleetSimulator
+from aiops.demo.traces import DemoTraces, post_traces
 from aiops.settings import Settings
 
 __all__ = ["DemoFeeder", "start_demo_feeder"]
@@ -40,6 +41,7 @@ class DemoFeeder:
         clock: Callable[[], float] = time.time,
         transport: httpx.AsyncBaseTransport | None = None,
         logs: DemoLogs | None = None,
+        traces: DemoTraces | None = None,
     ) -> None:
         self.simulator = simulator
         self.base_url = base_url
@@ -49,6 +51,7 @@ class DemoFeeder:
         self.clock = clock
         self.transport = transport
         self.logs = logs
+        self.traces = traces  # also post the fleet's spans to /v1/traces (aiops.demo.traces)
         self.sent = 0
 
     async def run(self) -> None:
@@ -74,6 +77,8 @@ class DemoFeeder:
                         extra={"incident": incident.kind, "service": incident.service, "host": incident.host, "start": incident.start},
                     )
                 await self._post(client, self.simulator.sample(now))
+                if self.traces is not None:
+                    await post_traces(client, self.traces, [now])
                 await asyncio.sleep(max(0.0, self.interval_s - (self.clock() - now)))
 
     @staticmethod
@@ -90,13 +95,15 @@ class DemoFeeder:
     async def _backfill(self, client: httpx.AsyncClient, start: float) -> None:
         steps = int(self.backfill_s // self.backfill_step_s)
         pending: list[dict] = []
+        stamps: list[float] = []
         for k in range(steps, 0, -1):
-            pending.extend(self.simulator.sample(start - k * self.backfill_step_s))
-            if len(pending) >= _CHUNK:
+            stamps.append(start - k * self.backfill_step_s)
+            pending.extend(self.simulator.sample(stamps[-1]))
+            if len(pending) >= _CHUNK or k == 1:
                 await self._post(client, pending)
-                pending = []
-        if pending:
-            await self._post(client, pending)
+                if self.traces is not None:
+                    await post_traces(client, self.traces, stamps)
+                pending, stamps = [], []
         log.info("demo: backfilled %.1f h of history (%d points)", self.backfill_s / 3600, self.sent)
         if self.logs is not None:
             t = start - min(self.backfill_s, LOG_BACKFILL_S)
@@ -159,6 +166,7 @@ def start_demo_feeder(settings: Settings, simulator: FleetSimulator) -> Callable
         backfill_s=demo.backfill_hours * 3600,
         backfill_step_s=demo.backfill_step_s,
         logs=DemoLogs(simulator) if settings.logs.enabled else None,
+        traces=DemoTraces(simulator, interval_s=settings.traces.interval_s) if settings.traces.enabled else None,
     )
     task = asyncio.get_running_loop().create_task(feeder.run(), name="aiops-demo-feeder")
 

@@ -9,7 +9,8 @@
 
 `DemoRuntime.settings` adds to the user's settings what the demo needs and they did not set: a
 detection rule that watches the fleet's metrics upwards only (more load, latency, errors, disk: a
-drop is good news here), the fleet's dependency map, the runbooks of `runbooks.yaml`, the Jenkins server, the pager, an
+drop is good news here), RED intervals as long as its sample interval (its traces, `aiops.demo.traces`,
+give the dependency map; the fleet's map is configured only when traces are off), the runbooks of `runbooks.yaml`, the Jenkins server, the pager, an
 escalation policy that pages for incidents still open after 30 s, a 60 s quiet period before an
 alert resolves (so each injected incident has closed before the next one comes), and a forecast
 of every disk (a line through its last minute, 10-second buckets) that raises a predictive alert
@@ -33,7 +34,7 @@ from aiops.config_loader import load_runbook_file
 from aiops.demo.simulator import FleetSimulator, demo_topology
 from aiops.settings import (
     AlertingSettings, DetectionRule, EscalationPolicy, ForecastRule, LogSettings, ReceiverSpec, RemediationSettings,
-    Settings,
+    Settings, TracesSettings,
 )
 from connectors.jenkins import JenkinsConfig
 from emulators.jenkins import JenkinsEmulator, Job
@@ -80,7 +81,7 @@ class DemoRuntime:
         alerting_update: dict[str, Any] = {}
         if alerting.resolve_after_s == AlertingSettings.model_fields["resolve_after_s"].default:
             alerting_update["resolve_after_s"] = 60.0  # injected incidents come every 2 minutes: close each before the next
-        if not alerting.incidents.topology:
+        if not alerting.incidents.topology and not settings.traces.enabled:  # no traces: the map as configuration
             topology = demo_topology(self.simulator.services)
             alerting_update["incidents"] = alerting.incidents.model_copy(update={"topology": topology})
         if not alerting.receivers and not alerting.escalation:
@@ -88,6 +89,8 @@ class DemoRuntime:
             alerting_update["escalation"] = [EscalationPolicy(name="demo", delay_s=30,
                                                               steps=[{"receiver": "demo-pager", "wait_s": 300}])]
         update: dict[str, Any] = {"alerting": alerting.model_copy(update=alerting_update)}
+        if settings.traces.interval_s == TracesSettings.model_fields["interval_s"].default:  # one sample per interval
+            update["traces"] = settings.traces.model_copy(update={"interval_s": settings.demo.interval_s, "grace_s": 0.0})
         if not settings.detection.rules:  # for this fleet only getting worse matters: busier, slower, fuller, more errors
             rule = DetectionRule(selector='{env="demo"}', detector=settings.detection.default.detector,
                                  params={**settings.detection.default.params, "direction": "up"})

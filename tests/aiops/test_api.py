@@ -46,7 +46,7 @@ def test_health_readiness_and_openapi(client):
     assert ready.status_code == 200 and ready.json()["ready"] is True
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/api/v1/metrics", "/api/v1/anomalies", "/api/v1/alerts", "/healthz", "/readyz", "/metrics"} <= set(paths)
-    assert {"/v1/metrics", "/v1/logs"} <= set(paths) and "/v1/traces" not in paths  # OTLP/HTTP: no traces yet
+    assert {"/v1/metrics", "/v1/logs", "/v1/traces", "/api/v1/topology"} <= set(paths)
 
 
 def test_not_ready_before_start(store_url, tmp_path):
@@ -177,7 +177,8 @@ def test_config_reload_applies_detection_live_and_rejects_a_bad_file(tmp_path, s
             "server:\n  port: 9999\n"
         )
         body = client.post("/api/v1/config/reload").json()
-        assert body == {"applied": True, "kept_detectors": 1, "new_detectors": 1, "rerouted_series": 0,
+        # kept: the default and the rule watching span/edge latency and error ratios upwards (traces.watch_up)
+        assert body == {"applied": True, "kept_detectors": 2, "new_detectors": 1, "rerouted_series": 0,
                         "restart_required": ["server"]}
         assert service.pipeline.alerts.resolve_after_s == 60
         config.write_text("detection:\n  default:\n    detector: nope\n")

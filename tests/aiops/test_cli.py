@@ -78,7 +78,7 @@ def test_sighup_reloads_the_settings_file(tmp_path):
             time.sleep(0.1)
         entries = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
         reloaded = [e for e in entries if e["message"] == "settings reloaded"]
-        assert reloaded and reloaded[0]["new_detectors"] == 1 and reloaded[0]["kept_detectors"] == 0
+        assert reloaded and reloaded[0]["new_detectors"] == 2 and reloaded[0]["kept_detectors"] == 0  # and its upward twin for traces
         assert proc.poll() is None  # still serving
     finally:
         proc.terminate()

@@ -184,10 +184,6 @@ def test_saturated_pipeline_is_503_with_retry_after_then_the_retry_succeeds(tmp_
         assert retried.json() == {}
 
 
-def test_traces_are_not_served_yet(client):  # /v1/logs: tests/aiops/test_otlp_logs_api.py
-    assert client.post("/v1/traces", content=b"{}", headers=JSON).status_code == 404
-
-
 def test_an_anomaly_in_an_otlp_gauge_raises_an_alert(client):
     rng = np.random.default_rng(7)
     start = time.time() - 3600

@@ -69,3 +69,25 @@ def test_span_id_memory_is_bounded():
     rows = [(f"id{i}", "", "svc", "op", 10.0 + i, 1.0, False) for i in range(1000)]
     agg.add(_spans(rows))
     assert len(agg._span_service) == 100 and "id999" in agg._span_service and "id0" not in agg._span_service
+
+
+def test_per_interval_edge_figures_are_measured_on_the_callee_side():
+    agg = RedAggregator(interval_s=10, grace_s=0)
+    rows = []
+    for i in range(20):  # checkout (SERVER) → its CLIENT span → payments (SERVER), 10 traces per interval
+        t = 100.0 + i * 1.0
+        rows += [(f"r{i}", "", "checkout", "GET /cart", t, 30.0, False),
+                 (f"c{i}", f"r{i}", "checkout", "POST /pay", t, 25.0, False),
+                 (f"p{i}", f"c{i}", "payments", "charge", t, 20.0 + i, i == 3)]
+    counted = np.array([not r[0].startswith("c") for r in rows])  # CLIENT spans: not requests served
+    spans = _spans(rows)
+    spans = SpanBatch(spans.span_id, spans.parent_id, spans.service, spans.operation, spans.end_s,
+                      spans.duration_ms, spans.error, counted)
+    points, new = agg.add(spans)
+    assert new == [("checkout", "payments")]
+    assert sorted(set(zip(points.service, points.operation))) == [("checkout", "GET /cart"), ("payments", "charge")]
+    edges = points.edges  # interval [100, 110) closed by the spans up to 119
+    assert (edges.caller, edges.callee, edges.interval_end.tolist()) == (["checkout"], ["payments"], [110.0])
+    assert (edges.rate[0], edges.error_ratio[0], edges.p95_ms[0]) == (1.0, 0.1, 29.0)  # durations 20..29
+    rest = agg.flush()
+    assert rest.edges.interval_end.tolist() == [120.0] and rest.edges.p95_ms[0] == 39.0

@@ -18,7 +18,7 @@ from aiops.store import ListQuery, repository
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 
-Kind = Literal["deploy", "config", "ticket", "feature_flag", "other"]
+Kind = Literal["deploy", "config", "ticket", "feature_flag", "topology", "other"]  # topology: a new traced dependency
 _MAX_DETAIL_KEYS = 50
 
 

@@ -107,7 +107,7 @@ def list_incidents(
 def get_incident(incident_id: int, service: ServiceDep) -> IncidentDetail:
     settings = service.settings.alerting.incidents
     with service.store.begin() as conn:
-        found = incident_story.story(conn, incident_id, settings.topology, settings.change_lookback_s)
+        found = incident_story.story(conn, incident_id, service.incidents.topology(), settings.change_lookback_s)
         if found is None:
             raise HTTPException(404, f"incident {incident_id} not found")
         entries = [TimelineEntry(**e) for e in incident_story.timeline(conn, incident_id)]
