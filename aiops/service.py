@@ -181,13 +181,23 @@ class Service:
         )
 
     def start_worker(self) -> None:
-        """For `aiops worker`: the store, silences, alert caches and outbox; detection is driven by aiops.worker."""
+        """For `aiops worker`: the store, silences, alert caches and outbox; detection is driven by aiops.worker.
+
+        Workers see no spans: the service map they group incidents by is the one the API processes save
+        (`refresh_service_map`).
+        """
         self.store.migrate()
         with self.store.begin() as conn:
             self._load_silences(conn)
+            self.traces.load(conn, self.clock())
             self.notifier.seed(repository.firing_alerts(conn), self.clock())
         self.outbox.start()
         self._started = True
+
+    def refresh_service_map(self) -> None:
+        """Re-read the traced service map that the processes taking spans save to the store."""
+        with self.store.begin() as conn:
+            self.traces.load(conn, self.clock())
 
     def stop_worker(self) -> None:
         self._started = False

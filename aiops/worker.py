@@ -51,6 +51,8 @@ __all__ = ["Worker", "WorkerError"]
 
 log = logging.getLogger(__name__)
 
+SERVICE_MAP_REFRESH_S = 30.0  # how often a worker re-reads the traced service map the API processes save
+
 _encode = msgspec.json.Encoder().encode
 
 
@@ -90,6 +92,7 @@ class Worker:
         self._error: BaseException | None = None
         self._paused = False
         self._last_checkpoint = clock()
+        self._map_read_at = clock()  # start_worker read it
         self._n_partitions = 1
         self._thread: threading.Thread | None = None
 
@@ -248,6 +251,9 @@ class Worker:
         every = self.kafka.checkpoint_every_s
         if every and now - self._last_checkpoint >= every:
             self._checkpoint(list(self._next))
+        if now - self._map_read_at >= SERVICE_MAP_REFRESH_S:
+            self._map_read_at = now
+            self.service.refresh_service_map()
 
     def _checkpoint(self, tps: list[TopicPartition]) -> None:
         offsets = {tp: self._next[tp] for tp in tps if tp in self._next}
