@@ -70,6 +70,7 @@ __all__ = [
     "OtlpMetricsDecoder",
     "OtlpResource",
     "decompress",
+    "encode_export_response",
     "encode_response_protobuf",
     "encode_status_protobuf",
     "quantile_name",
@@ -611,10 +612,16 @@ def encode_response_protobuf(rejected: int, message: str) -> bytes:
         ExportMetricsServiceResponse,
     )
 
+    return encode_export_response(ExportMetricsServiceResponse, ExportMetricsPartialSuccess, "rejected_data_points",
+                                  rejected, message)
+
+
+def encode_export_response(response: type, partial: type, rejected_field: str, rejected: int, message: str) -> bytes:
+    """Any signal's Export<Signal>ServiceResponse in the binary encoding, given its generated classes and the
+    name of its `rejected_<things>` field: empty when nothing was rejected (a full success), else a partial success."""
     if not rejected and not message:
-        return ExportMetricsServiceResponse().SerializeToString()
-    partial = ExportMetricsPartialSuccess(rejected_data_points=rejected, error_message=message)
-    return ExportMetricsServiceResponse(partial_success=partial).SerializeToString()
+        return response().SerializeToString()
+    return response(partial_success=partial(**{rejected_field: rejected}, error_message=message)).SerializeToString()
 
 
 def encode_status_protobuf(code: int, message: str) -> bytes:

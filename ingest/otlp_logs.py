@@ -40,7 +40,9 @@ from typing import Any
 import msgspec
 
 from detectors.types import LogRecord
-from ingest.otlp import NO_RESOURCE, OtlpBodyError, OtlpResource, _any_text, _Bad, _uint, rejection_message
+from ingest.otlp import (
+    NO_RESOURCE, OtlpBodyError, OtlpResource, _any_text, _Bad, _uint, encode_export_response, rejection_message,
+)
 from ingest.points import Rejection
 
 __all__ = ["DecodedLogs", "OtlpLogsDecoder", "encode_logs_response_protobuf"]
@@ -248,7 +250,5 @@ def encode_logs_response_protobuf(rejected: int, message: str) -> bytes:
         ExportLogsServiceResponse,
     )
 
-    if not rejected and not message:
-        return ExportLogsServiceResponse().SerializeToString()
-    partial = ExportLogsPartialSuccess(rejected_log_records=rejected, error_message=message)
-    return ExportLogsServiceResponse(partial_success=partial).SerializeToString()
+    return encode_export_response(ExportLogsServiceResponse, ExportLogsPartialSuccess, "rejected_log_records",
+                                  rejected, message)

@@ -38,7 +38,7 @@ import msgspec
 import numpy as np
 
 from detectors.red import SpanBatch
-from ingest.otlp import NO_RESOURCE, OtlpBodyError, OtlpResource, rejection_message
+from ingest.otlp import NO_RESOURCE, OtlpBodyError, OtlpResource, encode_export_response, rejection_message
 from ingest.points import Rejection
 
 __all__ = ["DecodedSpans", "OtlpTracesDecoder", "encode_traces_response_protobuf"]
@@ -440,7 +440,5 @@ def encode_traces_response_protobuf(rejected: int, message: str) -> bytes:
         ExportTraceServiceResponse,
     )
 
-    if not rejected and not message:
-        return ExportTraceServiceResponse().SerializeToString()
-    partial = ExportTracePartialSuccess(rejected_spans=rejected, error_message=message)
-    return ExportTraceServiceResponse(partial_success=partial).SerializeToString()
+    return encode_export_response(ExportTraceServiceResponse, ExportTracePartialSuccess, "rejected_spans",
+                                  rejected, message)

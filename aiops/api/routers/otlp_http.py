@@ -12,6 +12,9 @@ Spec: OTLP 1.x "OTLP/HTTP" (opentelemetry.io/docs/specs/otlp/#otlphttp: "OTLP/HT
 - 503 `{"code": 14, …}` (UNAVAILABLE) with `Retry-After` when the pipeline is saturated — retried.
 
 What each signal does with its decoded request stays in its own router (`otlp`, `otlp_logs`, `otlp_traces`).
+
+Errors: `Refused` (carrying the 415/413/400 answer) is raised by `negotiate` and `read_export` and caught
+by the signal's handler, which returns its answer; it never leaves a handler.
 """
 
 from __future__ import annotations
