@@ -13,9 +13,6 @@ output series points/s, for the JSON encoding and then for binary protobuf (fewe
 from __future__ import annotations
 
 import argparse
-import asyncio
-import gzip
-import os
 import sys
 import time
 from pathlib import Path
@@ -27,6 +24,9 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 from ingest.otlp import OtlpMetricsDecoder  # noqa: E402
 from ingest.registry import SeriesRegistry  # noqa: E402
+
+sys.path.insert(0, str(ROOT))
+from _server import add_otlp_arguments, post_loopback  # noqa: E402
 
 BOUNDS = [0.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2500.0, 5000.0, 10000.0]
 
@@ -86,45 +86,8 @@ def in_process(bodies: list[bytes], now: float, protobuf: bool = False) -> None:
           f"{outputs / elapsed:,.0f} series points/s out, {len(decoder.registry):,} series")
 
 
-async def _connection(port: int, requests: list[bytes], deadline: float, stats: dict) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    k = 0
-    while time.perf_counter() < deadline and k < len(requests):
-        writer.write(requests[k])
-        k += 1
-        status = int((await reader.readline()).split()[1])
-        length = 0
-        while (line := await reader.readline()) not in (b"\r\n", b""):
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":")[1])
-        await reader.readexactly(length)
-        stats[status] = stats.get(status, 0) + 1
-    writer.close()
-
-
 def loopback(bodies: list[bytes], seconds: float, connections: int) -> None:
-    sys.path.insert(0, str(ROOT))
-    from _server import running_server
-
-    two_cores = (os.cpu_count() or 1) >= 2
-    if two_cores and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {1})
-    zipped = [gzip.compress(b) for b in bodies]
-    with running_server(cpu=0 if two_cores else None) as url:
-        port = int(url.rsplit(":", 1)[1])
-        head = ("POST /v1/metrics HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-                "Content-Encoding: gzip\r\nContent-Length: {n}\r\n\r\n")
-        requests = [head.format(port=port, n=len(z)).encode() + z for z in zipped]
-        # each connection sends its own slice of the time steps, in order
-        slices = [requests[c::connections] for c in range(connections)]
-        stats: dict = {}
-        started = time.perf_counter()
-
-        async def drive() -> None:
-            await asyncio.gather(*[_connection(port, s, started + seconds, stats) for s in slices])
-
-        asyncio.run(drive())
-        elapsed = time.perf_counter() - started
+    stats, elapsed, _ = post_loopback("/v1/metrics", bodies, seconds, connections)
     ok = stats.get(200, 0)
     print(f"POST /v1/metrics over loopback (gzip): {ok / elapsed:,.0f} requests/s, "
           f"{ok * 1000 / elapsed:,.0f} data points/s "
@@ -133,10 +96,7 @@ def loopback(bodies: list[bytes], seconds: float, connections: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--loopback", action="store_true")
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--connections", type=int, default=4)
+    add_otlp_arguments(parser)
     args = parser.parse_args()
     rng = np.random.default_rng(11)
     now = time.time()

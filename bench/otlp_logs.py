@@ -14,9 +14,6 @@ decoder; and with --loopback, gzip JSON into one `aiops serve` worker.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import gzip
-import os
 import sys
 import time
 from pathlib import Path
@@ -32,6 +29,9 @@ from aiops.loganomalies import LogAnomalies  # noqa: E402
 from aiops.settings import LogSettings  # noqa: E402
 from ingest.otlp_logs import OtlpLogsDecoder  # noqa: E402
 from ingest.registry import SeriesRegistry  # noqa: E402
+
+sys.path.append(str(ROOT))  # after the packages: bench/otlp*.py must not shadow them
+from _server import add_otlp_arguments, post_loopback  # noqa: E402
 
 WINDOW_S = 100.0  # 10 hosts × 1 line/s × 100 s ≈ 1,000 records per request
 
@@ -63,57 +63,18 @@ def in_process(bodies: list[bytes], now: float, mine: bool, protobuf: bool = Fal
           f"({records // n:,} per request, {len(bodies[0]) / 1024:.0f} KiB){extra}")
 
 
-async def _connection(port: int, requests: list[bytes], deadline: float, stats: dict) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    k = 0
-    while time.perf_counter() < deadline and k < len(requests):
-        writer.write(requests[k])
-        k += 1
-        status = int((await reader.readline()).split()[1])
-        length = 0
-        while (line := await reader.readline()) not in (b"\r\n", b""):
-            if line.lower().startswith(b"content-length:"):
-                length = int(line.split(b":")[1])
-        await reader.readexactly(length)
-        stats[status] = stats.get(status, 0) + 1
-    writer.close()
-
-
 def loopback(bodies: list[bytes], seconds: float, connections: int) -> None:
-    sys.path.insert(0, str(ROOT))
-    from _server import running_server
-
-    two_cores = (os.cpu_count() or 1) >= 2
-    if two_cores and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {1})
     per_request = sum(msgspec.json.decode(bodies[0])["resourceLogs"][r]["scopeLogs"][0]["logRecords"].__len__()
                       for r in range(len(msgspec.json.decode(bodies[0])["resourceLogs"])))
-    zipped = [gzip.compress(b) for b in bodies]
-    with running_server(cpu=0 if two_cores else None) as url:
-        port = int(url.rsplit(":", 1)[1])
-        head = ("POST /v1/logs HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-                "Content-Encoding: gzip\r\nContent-Length: {n}\r\n\r\n")
-        requests = [head.format(port=port, n=len(z)).encode() + z for z in zipped]
-        slices = [requests[c::connections] for c in range(connections)]
-        stats: dict = {}
-        started = time.perf_counter()
-
-        async def drive() -> None:
-            await asyncio.gather(*[_connection(port, s, started + seconds, stats) for s in slices])
-
-        asyncio.run(drive())
-        elapsed = time.perf_counter() - started
+    stats, elapsed, size = post_loopback("/v1/logs", bodies, seconds, connections)
     ok = stats.get(200, 0)
-    print(f"POST /v1/logs over loopback (gzip JSON, {len(zipped[0]) / 1024:.0f} KiB): {ok / elapsed:,.0f} requests/s, "
+    print(f"POST /v1/logs over loopback (gzip JSON, {size / 1024:.0f} KiB): {ok / elapsed:,.0f} requests/s, "
           f"~{ok * per_request / elapsed:,.0f} records/s ({connections} connections, {elapsed:.1f} s); statuses {stats}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--loopback", action="store_true")
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--connections", type=int, default=4)
+    add_otlp_arguments(parser)
     args = parser.parse_args()
     now = time.time()
     bodies = _bodies(args.requests, now)

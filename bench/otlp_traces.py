@@ -16,9 +16,6 @@ the whole route (gzip JSON into one `aiops serve` worker pinned to one core).
 from __future__ import annotations
 
 import argparse
-import asyncio
-import gzip
-import os
 import sys
 import time
 from pathlib import Path
@@ -34,6 +31,9 @@ from aiops.topology import ServiceMap  # noqa: E402
 from aiops.traces import TraceMonitor  # noqa: E402
 from ingest.otlp_traces import OtlpTracesDecoder  # noqa: E402
 from ingest.registry import SeriesRegistry  # noqa: E402
+
+sys.path.append(str(ROOT))  # after the packages: bench/otlp*.py must not shadow them
+from _server import add_otlp_arguments, post_loopback  # noqa: E402
 
 SERVICES = 10
 
@@ -98,39 +98,15 @@ def in_process(bodies: list[bytes], now: float, protobuf: bool = False, aggregat
 
 
 def loopback(bodies: list[bytes], seconds: float, connections: int) -> None:
-    sys.path.insert(0, str(ROOT))
-    from _server import running_server
-    from otlp import _connection
-
-    two_cores = (os.cpu_count() or 1) >= 2
-    if two_cores and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {1})
-    zipped = [gzip.compress(b) for b in bodies]
-    with running_server(cpu=0 if two_cores else None) as url:
-        port = int(url.rsplit(":", 1)[1])
-        head = ("POST /v1/traces HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-                "Content-Encoding: gzip\r\nContent-Length: {n}\r\n\r\n")
-        requests = [head.format(port=port, n=len(z)).encode() + z for z in zipped]
-        slices = [requests[c::connections] for c in range(connections)]
-        stats: dict = {}
-        started = time.perf_counter()
-
-        async def drive() -> None:
-            await asyncio.gather(*[_connection(port, s, started + seconds, stats) for s in slices])
-
-        asyncio.run(drive())
-        elapsed = time.perf_counter() - started
+    stats, elapsed, size = post_loopback("/v1/traces", bodies, seconds, connections)
     ok = stats.get(200, 0)
-    print(f"POST /v1/traces over loopback (gzip JSON, {len(zipped[0]) / 1024:.0f} KiB): {ok / elapsed:,.0f} requests/s, "
+    print(f"POST /v1/traces over loopback (gzip JSON, {size / 1024:.0f} KiB): {ok / elapsed:,.0f} requests/s, "
           f"{ok * 1000 / elapsed:,.0f} spans/s ({connections} connections, {elapsed:.1f} s); statuses {stats}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--loopback", action="store_true")
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--connections", type=int, default=4)
+    add_otlp_arguments(parser)
     args = parser.parse_args()
     rng = np.random.default_rng(13)
     now = time.time()

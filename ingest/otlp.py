@@ -64,13 +64,17 @@ from ingest.points import Rejection
 from ingest.registry import SeriesLimitReached, SeriesRegistry, series_key
 
 __all__ = [
+    "NO_RESOURCE",
     "DecodedMetrics",
     "OtlpBodyError",
     "OtlpMetricsDecoder",
+    "OtlpResource",
     "decompress",
+    "encode_export_response",
     "encode_response_protobuf",
     "encode_status_protobuf",
     "quantile_name",
+    "rejection_message",
 ]
 
 _DELTA, _CUMULATIVE = 1, 2
@@ -101,6 +105,17 @@ class _Bad(Exception):
         self.reason = reason
 
 
+def rejection_message(rejected: Sequence[Rejection], total: int, item: str) -> str:
+    """A partial success's `errorMessage`, the same for every signal: how many `item`s were rejected and the
+    first few reasons ("" when none was), so a Collector's log says what to fix."""
+    if not rejected:
+        return ""
+    shown = "; ".join(f"{item} {r.index}: {r.field}: {r.reason}" for r in rejected[:_MAX_REASONS])
+    more = len(rejected) - _MAX_REASONS
+    tail = f"; and {more} more" if more > 0 else ""
+    return f"{len(rejected)} of {total} {item}s rejected: {shown}{tail}"
+
+
 @dataclass(slots=True)
 class DecodedMetrics:
     batch: MetricBatch
@@ -110,12 +125,7 @@ class DecodedMetrics:
 
     def error_message(self) -> str:
         """The partial-success `errorMessage`: how many were rejected and the first few reasons."""
-        if not self.rejected:
-            return ""
-        shown = "; ".join(f"data point {r.index}: {r.field}: {r.reason}" for r in self.rejected[:_MAX_REASONS])
-        more = len(self.rejected) - _MAX_REASONS
-        tail = f"; and {more} more" if more > 0 else ""
-        return f"{len(self.rejected)} of {self.total} data points rejected: {shown}{tail}"
+        return rejection_message(self.rejected, self.total, "data point")
 
 
 def decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
@@ -204,12 +214,14 @@ class _ScopeMetrics(msgspec.Struct, rename="camel", gc=False):
     metrics: list[_Metric] | None = None
 
 
-class _Resource(msgspec.Struct, rename="camel", gc=False):
+class OtlpResource(msgspec.Struct, rename="camel", gc=False):
+    """A resource of any signal's request; its attributes stay raw, to be decoded once per distinct resource."""
+
     attributes: msgspec.Raw = msgspec.Raw(b"[]")
 
 
 class _ResourceMetrics(msgspec.Struct, rename="camel", gc=False):
-    resource: _Resource | None = None
+    resource: OtlpResource | None = None
     scope_metrics: list[_ScopeMetrics] | None = None
 
 
@@ -217,7 +229,7 @@ class _Request(msgspec.Struct, rename="camel", gc=False):
     resource_metrics: list[_ResourceMetrics] | None = None
 
 
-_NO_RESOURCE = _Resource()
+NO_RESOURCE = OtlpResource()
 _CACHE_LIMIT = 1_000_000
 
 
@@ -253,7 +265,7 @@ class OtlpMetricsDecoder:
             raise OtlpBodyError(400, f"malformed JSON: {exc}") from exc
         out = _Out()
         for rm in request.resource_metrics or ():
-            res_raw = bytes((rm.resource or _NO_RESOURCE).attributes)
+            res_raw = bytes((rm.resource or NO_RESOURCE).attributes)
             base = self._resource_labels(res_raw)
             for sm in rm.scope_metrics or ():
                 for metric in sm.metrics or ():
@@ -600,10 +612,16 @@ def encode_response_protobuf(rejected: int, message: str) -> bytes:
         ExportMetricsServiceResponse,
     )
 
+    return encode_export_response(ExportMetricsServiceResponse, ExportMetricsPartialSuccess, "rejected_data_points",
+                                  rejected, message)
+
+
+def encode_export_response(response: type, partial: type, rejected_field: str, rejected: int, message: str) -> bytes:
+    """Any signal's Export<Signal>ServiceResponse in the binary encoding, given its generated classes and the
+    name of its `rejected_<things>` field: empty when nothing was rejected (a full success), else a partial success."""
     if not rejected and not message:
-        return ExportMetricsServiceResponse().SerializeToString()
-    partial = ExportMetricsPartialSuccess(rejected_data_points=rejected, error_message=message)
-    return ExportMetricsServiceResponse(partial_success=partial).SerializeToString()
+        return response().SerializeToString()
+    return response(partial_success=partial(**{rejected_field: rejected}, error_message=message)).SerializeToString()
 
 
 def encode_status_protobuf(code: int, message: str) -> bytes:

@@ -40,13 +40,14 @@ from typing import Any
 import msgspec
 
 from detectors.types import LogRecord
-from ingest.otlp import OtlpBodyError, _any_text, _Bad, _uint
+from ingest.otlp import (
+    NO_RESOURCE, OtlpBodyError, OtlpResource, _any_text, _Bad, _uint, encode_export_response, rejection_message,
+)
 from ingest.points import Rejection
 
 __all__ = ["DecodedLogs", "OtlpLogsDecoder", "encode_logs_response_protobuf"]
 
 _MAX_BODY_CHARS = 64 * 1024  # a line longer than this is cut: templates come from the start of a message
-_MAX_REASONS = 5
 _INVALID_LABEL_CHAR = re.compile(r"[^a-zA-Z0-9_]")
 _SEVERITY_TEXT = {  # upper-cased severityText → SeverityNumber (the data model's ranges, first of each)
     "TRACE": 1, "DEBUG": 5, "INFO": 9, "INFORMATION": 9, "NOTICE": 10, "WARN": 13, "WARNING": 13,
@@ -65,12 +66,7 @@ class DecodedLogs:
 
     def error_message(self) -> str:
         """The partial-success `errorMessage`: how many were rejected and the first few reasons."""
-        if not self.rejected:
-            return ""
-        shown = "; ".join(f"log record {r.index}: {r.field}: {r.reason}" for r in self.rejected[:_MAX_REASONS])
-        more = len(self.rejected) - _MAX_REASONS
-        tail = f"; and {more} more" if more > 0 else ""
-        return f"{len(self.rejected)} of {self.total} log records rejected: {shown}{tail}"
+        return rejection_message(self.rejected, self.total, "log record")
 
 
 class _Record(msgspec.Struct, rename="camel", gc=False):
@@ -90,20 +86,13 @@ class _ScopeLogs(msgspec.Struct, rename="camel", gc=False):
     log_records: list[_Record] | None = None
 
 
-class _Resource(msgspec.Struct, rename="camel", gc=False):
-    attributes: msgspec.Raw = msgspec.Raw(b"[]")
-
-
 class _ResourceLogs(msgspec.Struct, rename="camel", gc=False):
-    resource: _Resource | None = None
+    resource: OtlpResource | None = None
     scope_logs: list[_ScopeLogs] | None = None
 
 
 class _Request(msgspec.Struct, rename="camel", gc=False):
     resource_logs: list[_ResourceLogs] | None = None
-
-
-_NO_RESOURCE = _Resource()
 
 
 class OtlpLogsDecoder:
@@ -126,7 +115,7 @@ class OtlpLogsDecoder:
         rejected: list[Rejection] = []
         index = 0
         for rl in request.resource_logs or ():
-            labels = self._resource_labels(bytes((rl.resource or _NO_RESOURCE).attributes))
+            labels = self._resource_labels(bytes((rl.resource or NO_RESOURCE).attributes))
             for sl in rl.scope_logs or ():
                 for raw in sl.log_records or ():  # a loop over records: each is text for the miner
                     try:
@@ -261,7 +250,5 @@ def encode_logs_response_protobuf(rejected: int, message: str) -> bytes:
         ExportLogsServiceResponse,
     )
 
-    if not rejected and not message:
-        return ExportLogsServiceResponse().SerializeToString()
-    partial = ExportLogsPartialSuccess(rejected_log_records=rejected, error_message=message)
-    return ExportLogsServiceResponse(partial_success=partial).SerializeToString()
+    return encode_export_response(ExportLogsServiceResponse, ExportLogsPartialSuccess, "rejected_log_records",
+                                  rejected, message)

@@ -38,7 +38,7 @@ import msgspec
 import numpy as np
 
 from detectors.red import SpanBatch
-from ingest.otlp import OtlpBodyError
+from ingest.otlp import NO_RESOURCE, OtlpBodyError, OtlpResource, encode_export_response, rejection_message
 from ingest.points import Rejection
 
 __all__ = ["DecodedSpans", "OtlpTracesDecoder", "encode_traces_response_protobuf"]
@@ -47,7 +47,6 @@ _SERVER, _CLIENT, _PRODUCER, _CONSUMER = 2, 3, 4, 5
 _ERROR = 2
 _UNKNOWN_SERVICE = "unknown_service"
 _MAX_NAME = 1024
-_MAX_REASONS = 5
 _HEX = frozenset("0123456789abcdefABCDEF")
 _KINDS = frozenset({None, 0, 1, 2, 3, 4, 5})
 _CODES = frozenset({None, 0, 1, 2})
@@ -61,12 +60,7 @@ class DecodedSpans:
 
     def error_message(self) -> str:
         """The partial-success `errorMessage`: how many were rejected and the first few reasons."""
-        if not self.rejected:
-            return ""
-        shown = "; ".join(f"span {r.index}: {r.field}: {r.reason}" for r in self.rejected[:_MAX_REASONS])
-        more = len(self.rejected) - _MAX_REASONS
-        tail = f"; and {more} more" if more > 0 else ""
-        return f"{len(self.rejected)} of {self.total} spans rejected: {shown}{tail}"
+        return rejection_message(self.rejected, self.total, "span")
 
 
 class _Bad(Exception):
@@ -93,12 +87,8 @@ class _ScopeSpans(msgspec.Struct, rename="camel", gc=False):
     spans: list[_Span] | None = None
 
 
-class _Resource(msgspec.Struct, rename="camel", gc=False):
-    attributes: msgspec.Raw = msgspec.Raw(b"[]")
-
-
 class _ResourceSpans(msgspec.Struct, rename="camel", gc=False):
-    resource: _Resource | None = None
+    resource: OtlpResource | None = None
     scope_spans: list[_ScopeSpans] | None = None
 
 
@@ -164,7 +154,7 @@ class OtlpTracesDecoder:
         services: list[str | _Bad] = []
         counts: list[int] = []
         for rs in request.resource_spans or ():
-            service = self._service(bytes((rs.resource or _Resource()).attributes))
+            service = self._service(bytes((rs.resource or NO_RESOURCE).attributes))
             for ss in rs.scope_spans or ():
                 if ss.spans:
                     spans += ss.spans
@@ -450,7 +440,5 @@ def encode_traces_response_protobuf(rejected: int, message: str) -> bytes:
         ExportTraceServiceResponse,
     )
 
-    if not rejected and not message:
-        return ExportTraceServiceResponse().SerializeToString()
-    partial = ExportTracePartialSuccess(rejected_spans=rejected, error_message=message)
-    return ExportTraceServiceResponse(partial_success=partial).SerializeToString()
+    return encode_export_response(ExportTraceServiceResponse, ExportTracePartialSuccess, "rejected_spans",
+                                  rejected, message)

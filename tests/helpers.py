@@ -1,4 +1,5 @@
-"""Helpers the service-level tests share: waiting on a condition, a settable clock, latency spikes."""
+"""Helpers the service-level tests share: waiting on a condition, a settable clock, latency spikes, the demo
+fleet with a regression on search, a service on SQLite, and what the OTLP/HTTP route tests send."""
 
 from __future__ import annotations
 
@@ -9,6 +10,28 @@ from typing import Any, TypeVar
 import numpy as np
 
 T = TypeVar("T")
+
+OTLP_JSON = {"Content-Type": "application/json"}
+OTLP_PROTOBUF = {"Content-Type": "application/x-protobuf"}
+
+
+def make_service(tmp_path, **env: str):
+    """A service on an SQLite store in `tmp_path`, ewma_zscore by default (quick to warm up); `env` overrides."""
+    from aiops.config_loader import load_settings
+    from aiops.service import Service
+
+    environ = {
+        "AIOPS_DATA_DIR": str(tmp_path),
+        "AIOPS_STORE__URL": f"sqlite:///{tmp_path / 'aiops.db'}",
+        "AIOPS_DETECTION__DEFAULT__DETECTOR": "ewma_zscore",
+        **env,
+    }
+    return Service(load_settings(None, environ=environ))
+
+
+def ns(t: float) -> str:
+    """Seconds as OTLP JSON's int64 nanoseconds (a decimal string)."""
+    return str(int(t * 1e9))
 
 
 def wait_for(fetch: Callable[[], T], ok: Callable[[T], Any], timeout: float = 30.0) -> T:
@@ -29,6 +52,23 @@ class SettableClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def fleet_with_search_regression():
+    """The demo fleet with incidents 15 min apart, on a seed whose second one is a latency regression on search.
+
+    The latency scenarios (metrics with a configured map, traces without one) need the regression on the
+    service the two others call.
+    """
+    from aiops.demo.simulator import FleetSimulator
+
+    origin = 1_795_000_000.0  # 2026-11-18 08:26 UTC: in the past, as the ingest wants
+    for seed in range(200):
+        sim = FleetSimulator(seed=seed, origin=origin, first_incident_after_s=20, incident_every_s=900,
+                             incident_duration_s=60)
+        if sim.incidents_between(origin, origin + 1000)[1].service == "search":
+            return sim
+    raise AssertionError("no seed puts the regression on search")
 
 
 def post_latency_spikes(client, services: list[str], start: float) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import httpx
 
+from aiops.demo._http import post_retrying
 from aiops.demo.logs import DemoLogs
 from aiops.demo.simulator import FleetSimulator
 from aiops.demo.traces import DemoTraces, post_traces
@@ -123,36 +124,15 @@ class DemoFeeder:
             log.info("demo: change: %s %s", change["kind"], change["title"])
 
     async def _post(self, client: httpx.AsyncClient, points: list[dict]) -> None:
-        for attempt in range(5):
-            try:
-                response = await client.post("/api/v1/metrics", json={"points": points})
-            except httpx.HTTPError as exc:
-                log.warning("demo: ingest failed: %r", exc)
-            else:
-                if response.status_code == 202:
-                    self.sent += len(points)
-                    return
-                if response.status_code != 503:
-                    log.error("demo: ingest answered %s: %s", response.status_code, response.text[:300])
-                    return
-            await asyncio.sleep(0.2 * 2**attempt)
+        if await post_retrying(client, "/api/v1/metrics", {"points": points}, 202, log,
+                               "demo: ingest failed", "demo: ingest"):
+            self.sent += len(points)
 
 
     async def _post_logs(self, client: httpx.AsyncClient, request: dict) -> None:
         if not request["resourceLogs"]:
             return
-        for attempt in range(5):
-            try:
-                response = await client.post("/v1/logs", json=request)
-            except httpx.HTTPError as exc:
-                log.warning("demo: log export failed: %r", exc)
-            else:
-                if response.status_code == 200:
-                    return
-                if response.status_code != 503:
-                    log.error("demo: /v1/logs answered %s: %s", response.status_code, response.text[:300])
-                    return
-            await asyncio.sleep(0.2 * 2**attempt)
+        await post_retrying(client, "/v1/logs", request, 200, log, "demo: log export failed", "demo: /v1/logs")
 
 
 def start_demo_feeder(settings: Settings, simulator: FleetSimulator) -> Callable[[], object]:

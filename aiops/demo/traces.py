@@ -18,13 +18,13 @@ generator seeded by (seed, stream, ts in ms): the same sample whenever it is ask
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 
 import httpx
 import numpy as np
 
+from aiops.demo._http import post_retrying
 from aiops.demo.simulator import METRICS, FleetSimulator
 
 __all__ = ["DemoTraces", "REGRESSION", "merge", "post_traces"]
@@ -135,16 +135,5 @@ async def post_traces(client: httpx.AsyncClient, traces: DemoTraces, timestamps:
     """Post the samples at `timestamps` to /v1/traces in one request (retrying a 503); returns spans sent."""
     body = merge([traces.export(ts) for ts in timestamps])
     spans = sum(len(ss["spans"]) for rs in body["resourceSpans"] for ss in rs["scopeSpans"])
-    for attempt in range(5):
-        try:
-            response = await client.post("/v1/traces", json=body)
-        except httpx.HTTPError as exc:
-            log.warning("demo: traces not posted: %r", exc)
-        else:
-            if response.status_code == 200:
-                return spans
-            if response.status_code != 503:
-                log.error("demo: /v1/traces answered %s: %s", response.status_code, response.text[:300])
-                return 0
-        await asyncio.sleep(0.2 * 2**attempt)
-    return 0
+    posted = await post_retrying(client, "/v1/traces", body, 200, log, "demo: traces not posted", "demo: /v1/traces")
+    return spans if posted else 0

@@ -10,33 +10,20 @@ import msgspec
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from helpers import wait_for
+from helpers import OTLP_JSON as JSON, make_service, ns, wait_for
 
 from aiops.api import create_app
-from aiops.config_loader import load_settings
 from aiops.service import Service
-
-JSON = {"Content-Type": "application/json"}
 
 
 def _service(tmp_path, **env: str) -> Service:
-    environ = {
-        "AIOPS_DATA_DIR": str(tmp_path),
-        "AIOPS_STORE__URL": f"sqlite:///{tmp_path / 'aiops.db'}",
-        "AIOPS_DETECTION__DEFAULT__DETECTOR": "ewma_zscore",
-        **env,
-    }
-    return Service(load_settings(None, environ=environ))
+    return make_service(tmp_path, **env)
 
 
 @pytest.fixture
 def client(tmp_path) -> Iterator[TestClient]:
     with TestClient(create_app(_service(tmp_path))) as c:
         yield c
-
-
-def _ns(t: float) -> str:
-    return str(int(t * 1e9))
 
 
 def _export(metrics: list[dict], service: str = "checkout") -> bytes:
@@ -51,7 +38,7 @@ def _export(metrics: list[dict], service: str = "checkout") -> bytes:
 def _gauge(name: str, samples: list[tuple[float, float]], **attrs: str) -> dict:
     attributes = [{"key": k, "value": {"stringValue": v}} for k, v in attrs.items()]
     return {"name": name, "unit": "%", "gauge": {"dataPoints": [
-        {"attributes": attributes, "timeUnixNano": _ns(t), "asDouble": v} for t, v in samples]}}
+        {"attributes": attributes, "timeUnixNano": ns(t), "asDouble": v} for t, v in samples]}}
 
 
 def _sample(client: TestClient, name: str) -> float:
@@ -83,7 +70,7 @@ def test_counter_across_two_requests_becomes_a_rate(client):
     now = time.time()
 
     def counter(t: float, value: str) -> bytes:
-        point = {"startTimeUnixNano": _ns(now - 3600), "timeUnixNano": _ns(t), "asInt": value}
+        point = {"startTimeUnixNano": ns(now - 3600), "timeUnixNano": ns(t), "asInt": value}
         return _export([{"name": "http.server.request.count", "sum": {
             "dataPoints": [point], "aggregationTemporality": 2, "isMonotonic": True}}])
 
@@ -99,8 +86,8 @@ def test_counter_across_two_requests_becomes_a_rate(client):
 def test_partial_success_counts_and_explains_rejected_points(client):
     now = time.time()
     metric = {"name": "g", "gauge": {"dataPoints": [
-        {"timeUnixNano": _ns(now), "asDouble": 1.0},
-        {"timeUnixNano": _ns(now), "asDouble": "NaN"},
+        {"timeUnixNano": ns(now), "asDouble": 1.0},
+        {"timeUnixNano": ns(now), "asDouble": "NaN"},
         {"asDouble": 2.0},
     ]}}
     response = client.post("/v1/metrics", content=_export([metric]), headers=JSON)

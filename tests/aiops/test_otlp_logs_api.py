@@ -9,25 +9,14 @@ from collections.abc import Iterator
 import msgspec
 import pytest
 from fastapi.testclient import TestClient
-from helpers import wait_for
+from helpers import OTLP_JSON as JSON, OTLP_PROTOBUF as PROTOBUF, make_service, ns, wait_for
 
 from aiops.api import create_app
-from aiops.config_loader import load_settings
 from aiops.service import Service
-
-JSON = {"Content-Type": "application/json"}
-PROTOBUF = {"Content-Type": "application/x-protobuf"}
 
 
 def _service(tmp_path, **env: str) -> Service:
-    environ = {
-        "AIOPS_DATA_DIR": str(tmp_path),
-        "AIOPS_STORE__URL": f"sqlite:///{tmp_path / 'aiops.db'}",
-        "AIOPS_DETECTION__DEFAULT__DETECTOR": "ewma_zscore",
-        "AIOPS_LOGS__WARMUP_RECORDS": "20",
-        **env,
-    }
-    return Service(load_settings(None, environ=environ))
+    return make_service(tmp_path, **{"AIOPS_LOGS__WARMUP_RECORDS": "20", **env})
 
 
 @pytest.fixture
@@ -36,14 +25,10 @@ def client(tmp_path) -> Iterator[TestClient]:
         yield c
 
 
-def _ns(t: float) -> str:
-    return str(int(t * 1e9))
-
-
 def _record(t: float, text: str, severity: int = 9, **extra) -> dict:
     """A log record as the Collector's pdata JSON marshaller writes one (filelog receiver + severity parser)."""
     levels = {9: "INFO", 13: "WARN", 17: "ERROR", 21: "FATAL"}
-    return {"timeUnixNano": _ns(t), "observedTimeUnixNano": _ns(t + 0.2), "severityNumber": severity,
+    return {"timeUnixNano": ns(t), "observedTimeUnixNano": ns(t + 0.2), "severityNumber": severity,
             "severityText": levels.get(severity, ""), "body": {"stringValue": text},
             "attributes": [{"key": "log.file.name", "value": {"stringValue": "app.log"}}],
             "traceId": "5b8efff798038103d269b633813fc60c", "spanId": "eee19b7ec3c1b174", **extra}

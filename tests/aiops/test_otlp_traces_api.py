@@ -11,36 +11,20 @@ from collections.abc import Iterator
 import msgspec
 import pytest
 from fastapi.testclient import TestClient
-from helpers import post_latency_spikes, wait_for
+from helpers import OTLP_JSON as JSON, OTLP_PROTOBUF as PROTOBUF, make_service, ns, post_latency_spikes, wait_for
 
 from aiops.api import create_app
-from aiops.config_loader import load_settings
 from aiops.service import Service
-
-JSON = {"Content-Type": "application/json"}
-PROTOBUF = {"Content-Type": "application/x-protobuf"}
 
 
 def _service(tmp_path, **env: str) -> Service:
-    environ = {
-        "AIOPS_DATA_DIR": str(tmp_path),
-        "AIOPS_STORE__URL": f"sqlite:///{tmp_path / 'aiops.db'}",
-        "AIOPS_DETECTION__DEFAULT__DETECTOR": "ewma_zscore",
-        "AIOPS_TRACES__INTERVAL_S": "10",
-        "AIOPS_TRACES__GRACE_S": "0",
-        **env,
-    }
-    return Service(load_settings(None, environ=environ))
+    return make_service(tmp_path, **{"AIOPS_TRACES__INTERVAL_S": "10", "AIOPS_TRACES__GRACE_S": "0", **env})
 
 
 @pytest.fixture
 def client(tmp_path) -> Iterator[TestClient]:
     with TestClient(create_app(_service(tmp_path))) as c:
         yield c
-
-
-def _ns(t: float) -> str:
-    return str(int(t * 1e9))
 
 
 def _attr(key: str, value) -> dict:
@@ -52,7 +36,7 @@ def _span(trace: str, span: str, parent: str, name: str, kind: int, start: float
           **attrs) -> dict:
     """A span as the Collector's pdata JSON marshaller writes it (hex ids, string int64, int enums)."""
     out = {"traceId": trace, "spanId": span, "parentSpanId": parent, "name": name, "kind": kind,
-           "startTimeUnixNano": _ns(start), "endTimeUnixNano": _ns(start + ms / 1000),
+           "startTimeUnixNano": ns(start), "endTimeUnixNano": ns(start + ms / 1000),
            "attributes": [_attr(k.replace("_", "."), v) for k, v in attrs.items()],
            "events": [], "links": [], "status": {"code": 2, "message": "boom"} if error else {}}
     if not parent:
@@ -131,7 +115,7 @@ def test_gzip_and_protobuf_bodies_get_answers_in_their_encoding(client):
 
     payload = _export(_merge(*(_trace(k, now - 30 + k) for k in range(100, 105))))
     bad = _span(f"{1:032x}", f"{999:016x}", "", "GET /x", 2, now - 10, 5.0)
-    bad["endTimeUnixNano"] = _ns(now - 20)  # ends before it starts
+    bad["endTimeUnixNano"] = ns(now - 20)  # ends before it starts
     payload["resourceSpans"][0]["scopeSpans"][0]["spans"].append(bad)
     for rs in payload["resourceSpans"]:  # protobuf JSON mapping wants base64 ids: convert the hex ones
         for span in rs["scopeSpans"][0]["spans"]:
@@ -164,7 +148,7 @@ def test_partial_success_rejects_bad_spans_one_by_one_and_keeps_the_rest(client)
     bad_ids = _span("xyz", "00000000000000000000000000000000", "", "GET /a", 2, now - 30, 5.0)
     bad_span_id = _span(f"{7:032x}", "0000000000000000", "", "GET /a", 2, now - 30, 5.0)
     reversed_times = _span(f"{7:032x}", f"{70:016x}", "", "GET /a", 2, now - 30, 5.0)
-    reversed_times["endTimeUnixNano"] = _ns(now - 40)
+    reversed_times["endTimeUnixNano"] = ns(now - 40)
     no_time = _span(f"{7:032x}", f"{71:016x}", "", "GET /a", 2, now - 30, 5.0)
     del no_time["startTimeUnixNano"]
     future = _span(f"{7:032x}", f"{72:016x}", "", "GET /a", 2, now + 3600, 5.0)

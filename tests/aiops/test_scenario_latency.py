@@ -11,27 +11,16 @@ as its likely cause.
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
-from helpers import SettableClock
+from helpers import SettableClock, fleet_with_search_regression
 
 from aiops.api import create_app
 from aiops.config_loader import load_settings
-from aiops.demo.simulator import FleetSimulator, demo_topology
+from aiops.demo.simulator import demo_topology
 from aiops.service import Service
 
 
-def _fleet() -> FleetSimulator:
-    """The demo fleet with incidents 15 min apart, on a seed whose second one is a regression on search."""
-    origin = 1_795_000_000.0  # 2026-11-18 08:26 UTC: in the past, as the ingest wants
-    for seed in range(200):
-        sim = FleetSimulator(seed=seed, origin=origin, first_incident_after_s=20, incident_every_s=900,
-                             incident_duration_s=60)
-        if sim.incidents_between(origin, origin + 1000)[1].service == "search":
-            return sim
-    raise AssertionError("no seed puts the regression on search")
-
-
 def test_a_regression_upstream_of_two_services_is_one_incident_with_its_origin_and_deploy_first(tmp_path):
-    sim = _fleet()
+    sim = fleet_with_search_regression()
     regression = sim.incidents_between(sim.origin, sim.origin + 1000)[1]
     assert regression.kind == "latency_regression" and sorted(sim.topology) == ["checkout", "payments"]
     clock = SettableClock(sim.origin - 26 * 3600)

@@ -10,28 +10,17 @@ into one incident (grouping by labels is off and no topology is configured), wit
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
-from helpers import SettableClock
+from helpers import SettableClock, fleet_with_search_regression
 
 from aiops.api import create_app
 from aiops.config_loader import load_settings
-from aiops.demo.simulator import FleetSimulator, demo_topology
+from aiops.demo.simulator import demo_topology
 from aiops.demo.traces import DemoTraces, merge
 from aiops.service import Service
 
 
-def _fleet() -> FleetSimulator:
-    """Incidents 15 min apart, on a seed whose second one is a regression on search (as test_scenario_latency)."""
-    origin = 1_795_000_000.0
-    for seed in range(200):
-        sim = FleetSimulator(seed=seed, origin=origin, first_incident_after_s=20, incident_every_s=900,
-                             incident_duration_s=60)
-        if sim.incidents_between(origin, origin + 1000)[1].service == "search":
-            return sim
-    raise AssertionError("no seed puts the regression on search")
-
-
 def test_a_regression_shows_on_the_edges_into_the_slow_service_and_the_traced_map_groups_the_incident(tmp_path):
-    sim = _fleet()
+    sim = fleet_with_search_regression()
     traces = DemoTraces(sim, interval_s=5.0)
     regression = sim.incidents_between(sim.origin, sim.origin + 1000)[1]
     assert regression.kind == "latency_regression"

@@ -1,7 +1,7 @@
 """What every push route shares: reading a body under a size limit, and publishing to the bus with backpressure.
 
-Used by POST /api/v1/metrics (`ingest`) and POST /v1/metrics (`otlp`), so both answer a full
-pipeline the same way: wait up to `server.ingest_wait_s` for room, then 503 with Retry-After.
+Used by POST /api/v1/metrics (`ingest`) and POST /v1/metrics, /v1/logs, /v1/traces (`otlp_http`), so all
+answer a full pipeline the same way: wait up to `server.ingest_wait_s` for room, then 503 with Retry-After.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from aiops.pipeline import METRICS_TOPIC, IngestItem
 from aiops.service import Service
 from ingest.bus import BusFull
 
-__all__ = ["BodyTooLarge", "publish", "read_limited"]
+__all__ = ["BodyTooLarge", "publish", "read_limited", "wait_for_room"]
 
 log = logging.getLogger(__name__)
 
@@ -63,3 +63,21 @@ async def publish(service: Service, item: IngestItem, wait_s: float) -> bool:
             return True
         delay = min(delay * 2, 0.05)
     return False
+
+
+async def wait_for_room(service: Service, wait_s: float) -> bool:
+    """Whether the bus has room, waiting for it (without blocking the event loop) up to `wait_s`.
+
+    For routes that must not keep anything of a request they then refuse (logs are mined, spans folded
+    into a trace monitor): they check for room first and answer 503 before changing any state.
+    """
+    bus = service.bus
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    delay = 0.001
+    while bus.depth(METRICS_TOPIC) >= bus.capacity(METRICS_TOPIC):
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.05)
+    return True

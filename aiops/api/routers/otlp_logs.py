@@ -4,7 +4,7 @@ Spec: OTLP 1.x "OTLP/HTTP" (opentelemetry.io/docs/specs/otlp/#otlphttp: "OTLP/HT
 "OTLP/HTTP Response", "Full Success", "Partial Success", "Failures", "Throttling") and "JSON Protobuf
 Encoding". Request: an `ExportLogsServiceRequest` as `application/json` or `application/x-protobuf`
 (the exporter's default), optionally `Content-Encoding: gzip`. Answers, in the request's encoding, are
-those of POST /v1/metrics (`aiops.api.routers.otlp`):
+those of POST /v1/metrics (the shared protocol is `aiops.api.routers.otlp_http`):
 
 - 200 `{}`; 200 `{"partialSuccess": {"rejectedLogRecords": "N", "errorMessage": "…"}}` when some records
   were rejected (the valid ones are kept; the Collector must not retry);
@@ -24,87 +24,47 @@ retry would count the records twice).
 
 from __future__ import annotations
 
-import asyncio
-
-import msgspec
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from aiops.api.deps import ServiceDep
-from aiops.api.routers._push import BodyTooLarge, publish, read_limited
-from aiops.api.routers.otlp import _INVALID_ARGUMENT, _JSON, _PROTOBUF, _STATUS, _UNAVAILABLE, Answer, _media_type, _status
-from aiops.pipeline import METRICS_TOPIC, IngestItem
+from aiops.api.routers._push import publish, wait_for_room
+from aiops.api.routers.otlp_http import (
+    STATUS_DOC, UNIMPLEMENTED, Answer, Refused, Signal, negotiate, read_export, saturated, status,
+)
+from aiops.pipeline import IngestItem
 from aiops.service import Service
-from ingest.otlp import OtlpBodyError, decompress
 from ingest.otlp_logs import encode_logs_response_protobuf
 
-__all__ = ["PATH", "handle_logs_export", "router"]
+__all__ = ["PATH", "SIGNAL", "handle_logs_export", "router"]
 
 PATH = "/v1/logs"
+SIGNAL = Signal("ExportLogsServiceRequest", "resourceLogs", "rejectedLogRecords", encode_logs_response_protobuf)
 router = APIRouter(tags=["otlp"])
-
-_encode = msgspec.json.Encoder().encode
-_UNIMPLEMENTED = 12  # google.rpc.Code
 
 
 async def handle_logs_export(service: Service, request: Request) -> Answer:
     """Status, body, extra headers and media type of the answer to one logs export request."""
-    settings = service.settings.server
-    telemetry = service.telemetry
-    media = _media_type(request.headers.get("content-type"))
-    if media not in (_JSON, _PROTOBUF):
-        telemetry.ingest_requests.labels(status="415").inc()
-        return _status(415, _INVALID_ARGUMENT, f"Content-Type {media or 'missing'!r} is not supported: "
-                                               f"send {_JSON} or {_PROTOBUF}")
-    if service.logs is None:
-        return _status(404, _UNIMPLEMENTED, "logs are not accepted here (logs.enabled is false)", media)
-    limit = settings.max_body_bytes
     decoder = service.otlp_logs_decoder
     try:
-        raw = await read_limited(request.stream(), request.headers.get("content-length"), limit)
-        body = decompress(raw, request.headers.get("content-encoding"), limit)
-        now = service.clock()
-        decode = decoder.decode if media == _JSON else decoder.decode_protobuf
-        decoded = await run_in_threadpool(decode, body, now)
-    except BodyTooLarge:
-        telemetry.ingest_requests.labels(status="413").inc()
-        return _status(413, _INVALID_ARGUMENT, f"body larger than the limit of {limit} bytes (server.max_body_bytes)", media)
-    except OtlpBodyError as exc:
-        telemetry.ingest_requests.labels(status=str(exc.status)).inc()
-        return _status(exc.status, _INVALID_ARGUMENT, exc.message, media if exc.status != 415 else _JSON)
+        media = negotiate(service, request)
+        if service.logs is None:
+            return status(404, UNIMPLEMENTED, "logs are not accepted here (logs.enabled is false)", media)
+        decoded, now = await read_export(service, request, media, decoder.decode, decoder.decode_protobuf,
+                                         in_thread=True)  # decoding a large request takes a while
+    except Refused as refused:
+        return refused.answer
     if decoded.records:
-        if not await _room(service, settings.ingest_wait_s):
-            telemetry.ingest_requests.labels(status="503").inc()
-            message = "the pipeline is saturated; nothing of this request was accepted"
-            return _status(503, _UNAVAILABLE, message, media, {"Retry-After": "1"})
+        if not await wait_for_room(service, service.settings.server.ingest_wait_s):
+            return saturated(service, media)
         points = await run_in_threadpool(service.logs.observe, decoded.records, now)
         if points:
             await _publish_points(service, points, now)
-    telemetry.ingest_requests.labels(status="200").inc()
+    telemetry = service.telemetry
     telemetry.log_records.labels(outcome="accepted").inc(len(decoded.records))
     telemetry.log_records.labels(outcome="rejected").inc(len(decoded.rejected))
-    rejected, message = len(decoded.rejected), decoded.error_message()
-    if media == _PROTOBUF:
-        return 200, encode_logs_response_protobuf(rejected, message), {}, media
-    if not rejected:
-        return 200, b"{}", {}, media
-    partial = {"rejectedLogRecords": str(rejected), "errorMessage": message}
-    return 200, _encode({"partialSuccess": partial}), {}, media
-
-
-async def _room(service: Service, wait_s: float) -> bool:
-    """Whether the bus has room, waiting for it (without blocking the event loop) up to `wait_s`."""
-    bus = service.bus
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait_s
-    delay = 0.001
-    while bus.depth(METRICS_TOPIC) >= bus.capacity(METRICS_TOPIC):
-        if loop.time() >= deadline:
-            return False
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.05)
-    return True
+    return SIGNAL.accepted(service, media, len(decoded.rejected), decoded.error_message())
 
 
 async def _publish_points(service: Service, points: list[dict], now: float) -> None:
@@ -118,23 +78,8 @@ async def _publish_points(service: Service, points: list[dict], now: float) -> N
         service.logs.requeue(points)
 
 
-@router.post(
-    PATH,
-    summary="OTLP/HTTP logs export (JSON or protobuf)",
-    responses={
-        200: {"description": "`{}`, or `{\"partialSuccess\": {\"rejectedLogRecords\": \"N\", \"errorMessage\": …}}`"},
-        400: {**_STATUS, "description": "not JSON, or not an ExportLogsServiceRequest (google.rpc.Status)"},
-        404: {**_STATUS, "description": "logs are disabled (logs.enabled: false)"},
-        413: {**_STATUS, "description": "body over server.max_body_bytes (before or after decompression)"},
-        415: {**_STATUS, "description": "not application/json or application/x-protobuf, or an unknown Content-Encoding"},
-        503: {**_STATUS, "description": "pipeline saturated: retry after Retry-After seconds"},
-    },
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
-        "type": "object", "description": "ExportLogsServiceRequest, OTLP JSON encoding",
-        "properties": {"resourceLogs": {"type": "array", "items": {"type": "object"}}}}},
-        "application/x-protobuf": {"schema": {"type": "string", "format": "binary",
-                                              "description": "ExportLogsServiceRequest, binary protobuf"}}}}},
-)
+@router.post(PATH, summary="OTLP/HTTP logs export (JSON or protobuf)", **SIGNAL.route_docs(
+    {404: {**STATUS_DOC, "description": "logs are disabled (logs.enabled: false)"}}))
 async def export_logs(request: Request, service: ServiceDep) -> Response:
     status, body, headers, media = await handle_logs_export(service, request)
     return Response(body, status, headers=headers, media_type=media)
