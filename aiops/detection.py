@@ -281,7 +281,6 @@ class DetectionRouter:
                 restored += 1
         return restored
 
-
     # -- per-partition state (aiops.partition_state) ----------------------------------------------
 
     def series_state(self, groups: list[np.ndarray]) -> list[dict[str, Any]]:
