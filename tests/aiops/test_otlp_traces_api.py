@@ -191,7 +191,8 @@ def test_malformed_bodies_wrong_types_and_sizes_get_the_spec_errors(tmp_path):
 
 def test_traces_can_be_switched_off(tmp_path):
     with TestClient(create_app(_service(tmp_path, AIOPS_TRACES__ENABLED="false"))) as client:
-        assert client.post("/v1/traces", content=b"{}", headers=JSON).status_code == 404
+        response = client.post("/v1/traces", content=b"{}", headers=JSON)
+        assert response.status_code == 404 and response.json()["code"] == 12  # google.rpc UNIMPLEMENTED
 
 
 def test_a_saturated_pipeline_is_503_and_nothing_is_counted(client):

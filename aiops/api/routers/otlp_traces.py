@@ -9,7 +9,8 @@ in JSON or binary protobuf, optionally gzip/deflate; the answer in the request's
 - 400 `google.rpc.Status` `{"code": 3, "message": "…"}` when the body is not JSON/protobuf or not shaped
   like the request; 413 over `server.max_body_bytes`; 415 another Content-Type or Content-Encoding;
 - 503 `{"code": 14, …}` with `Retry-After` when the pipeline is saturated — checked before the spans
-  are folded in, so nothing of a refused request was counted and the Collector's retry counts once.
+  are folded in, so nothing of a refused request was counted and the Collector's retry counts once;
+- 404 `{"code": 12, …}` (UNIMPLEMENTED) when `traces.enabled` is false.
 
 Decoding is `ingest.otlp_traces`; the spans go to `Service.traces` (`aiops.traces.TraceMonitor`), whose
 closed intervals become metric points published like any other; a new service-map edge is recorded
@@ -20,13 +21,15 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from aiops.api.deps import ServiceDep
 from aiops.api.routers._push import publish, wait_for_room
-from aiops.api.routers.otlp_http import Answer, Refused, Signal, negotiate, read_export, saturated
+from aiops.api.routers.otlp_http import (
+    STATUS_DOC, UNIMPLEMENTED, Answer, Refused, Signal, negotiate, read_export, saturated, status,
+)
 from aiops.pipeline import IngestItem
 from aiops.service import Service
 from aiops.traces import NewEdge
@@ -46,6 +49,8 @@ async def handle_export(service: Service, request: Request) -> Answer:
     decoder = service.otlp_traces_decoder
     try:
         media = negotiate(service, request)
+        if not service.settings.traces.enabled:
+            return status(404, UNIMPLEMENTED, "traces are not accepted here (traces.enabled is false)", media)
         decoded, now = await read_export(service, request, media, decoder.decode, decoder.decode_protobuf)
     except Refused as refused:
         return refused.answer
@@ -55,9 +60,11 @@ async def handle_export(service: Service, request: Request) -> Answer:
         if not await wait_for_room(service, wait_s):
             return saturated(service, media)
         batch, new_edges = service.traces.observe(decoded.spans)
-        if len(batch) and not await publish(service, IngestItem(batch, now), wait_s):
-            log.warning("traces: %d RED points dropped: the bus filled up after room was seen", len(batch))  # a race
-        telemetry.points_accepted.inc(len(batch))
+        if len(batch):
+            if await publish(service, IngestItem(batch, now), wait_s):
+                telemetry.points_accepted.inc(len(batch))
+            else:  # a race: the bus filled up after room was seen
+                log.warning("traces: %d RED points dropped: the bus filled up after room was seen", len(batch))
         if new_edges or service.traces.save_due(now):
             await run_in_threadpool(_record, service, new_edges, now)
     telemetry.spans_accepted.inc(len(decoded.spans))
@@ -75,9 +82,7 @@ def _record(service: Service, edges: list[NewEdge], now: float) -> None:
 
 
 @router.post(PATH, summary="OTLP/HTTP traces export (JSON or protobuf)", **SIGNAL.route_docs(
-    {404: {"description": "traces are disabled (traces.enabled: false)"}}))  # FastAPI's {"detail": …}, not a Status
+    {404: {**STATUS_DOC, "description": "traces are disabled (traces.enabled: false)"}}))
 async def export_traces(request: Request, service: ServiceDep) -> Response:
-    if not service.settings.traces.enabled:
-        raise HTTPException(404, "traces are disabled (traces.enabled: false)")
     status, body, headers, media = await handle_export(service, request)
     return Response(body, status, headers=headers, media_type=media)
