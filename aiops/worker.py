@@ -118,6 +118,8 @@ class Worker:
             raise KafkaBusError(f"cannot reach Kafka at {k.bootstrap}: {exc}") from exc
         topics = [k.topics.metrics, *(m.topic for m in k.mappings)]
         decoders = _mapping_decoders(k.mappings, self.service.registry, self.clock)
+        if self.settings.logs.enabled and not n_logs:
+            log.warning("logs topic missing: no log records are mined here", extra={"topic": k.topics.logs})
         if n_logs:
             from ingest.kafka_logs import decode_logs
 
