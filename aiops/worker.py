@@ -2,6 +2,8 @@
 
     poll thread:     MetricConsumer.poll → queue of records ──► pause partitions when it is full
     pipeline thread: records (coalesced) → Pipeline.process (detect, store effects) → done
+                     log records → the partition's miner (aiops.partition_logs) → count points produced
+                     to the metrics topic (flushed), new templates stored as anomalies → done
     poll thread:     commit done records (contiguous per partition) ◄── at-least-once
 
 Delivery: an offset is committed only after its record's effects are stored. Replays (a crash, a
@@ -12,6 +14,11 @@ rebalance) are made harmless by two offsets per partition kept in the store (aio
   skipped altogether.
 Alerts are deduplicated by fingerprint in the store as well: a worker asks the store about a
 fingerprint it does not know before opening an alert (the previous owner may have opened it).
+
+Log records (`kafka.topics.logs`, keyed by source) are mined by one miner per owned logs partition,
+checkpointed with the partition's offset like detector state. Closed intervals' counts go back to the
+metrics topic keyed by series, so their detector state follows the metrics partitions; a replay may
+produce again the counts of intervals closed after the last checkpoint (duplicate points).
 
 Rebalances run `on_revoke` (wait for the queue to drain, commit, checkpoint the revoked partitions'
 state) and `on_assign` (load their state and applied offsets, reload the owned firing alerts) on
