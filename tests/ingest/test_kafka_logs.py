@@ -76,3 +76,17 @@ def test_a_monitor_state_with_open_intervals_continues_where_it_was():
     got += second.observe(lines[70:]).points + second.flush()
     assert sorted(got, key=msgspec.json.encode) == sorted(expected, key=msgspec.json.encode)
     assert second.examples(0) == whole.examples(0)
+
+
+def test_the_codec_is_exported_lazily_from_ingest():
+    import ingest
+
+    for name in ("LogProducer", "decode_logs", "encode_logs", "source_key"):
+        assert name in ingest.__all__ and getattr(ingest, name) is not None
+
+
+def test_the_key_uses_the_labels_the_log_monitor_counts_a_source_by():
+    from aiops import logmonitor
+    from ingest import kafka_logs
+
+    assert kafka_logs.SOURCE_LABELS == logmonitor._SOURCE_LABELS
