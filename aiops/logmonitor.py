@@ -198,14 +198,38 @@ class LogMonitor:
                                "labels": dict(source)})
         return points
 
-    def state_dict(self) -> dict[str, Any]:
-        """The template table and what warm-up has seen (plain JSON); counts of open intervals are not kept."""
+    def state_dict(self, open_intervals: bool = False) -> dict[str, Any]:
+        """The template table and what warm-up has seen (plain JSON). With `open_intervals` (a Kafka worker's
+        partition checkpoint, whose offset says those records are done) also the counts of intervals still
+        open, the watermark, and a few masked examples per live template."""
         with self._lock:
-            return {"version": 1, "miner": self.miner.state_dict(), "known": sorted(self._known),
-                    "seen": self._seen_records}
+            state = {"version": 1, "miner": self.miner.state_dict(), "known": sorted(self._known),
+                     "seen": self._seen_records}
+            if open_intervals:
+                state["open"] = {
+                    "counts": [[b, tid, list(map(list, src)), n] for b, c in self._counts.items() for (tid, src), n in c.items()],
+                    "errors": [[b, list(map(list, src)), n] for b, e in self._errors.items() for src, n in e.items()],
+                    "watermark": self._watermark if self._watermark > float("-inf") else None,
+                    "closed_until": self._closed_until if self._closed_until > float("-inf") else None,
+                    "examples": {str(tid): [mask_secrets(x) for x in lines] for tid, lines in self._examples.items()
+                                 if tid in self._known},
+                }
+            return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         with self._lock:
             self.miner.load_state_dict(state["miner"])
             self._known = set(state["known"])
             self._seen_records = int(state["seen"])
+            opened = state.get("open")
+            if opened is not None:
+                for b, tid, src, n in opened["counts"]:
+                    self._counts[float(b)][(int(tid), tuple(map(tuple, src)))] += int(n)
+                for b, src, n in opened["errors"]:
+                    self._errors[float(b)][tuple(map(tuple, src))] += int(n)
+                if opened["watermark"] is not None:
+                    self._watermark = float(opened["watermark"])
+                if opened["closed_until"] is not None:
+                    self._closed_until = float(opened["closed_until"])
+                for tid, lines in opened["examples"].items():
+                    self._examples[int(tid)].extend(lines)

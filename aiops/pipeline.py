@@ -98,6 +98,9 @@ class Pipeline:
         self.planner = planner
         self.forecasts = forecasts
         self.logs = logs
+        # what adds template and examples to anomalies on log series: the miner here, or (a Kafka worker,
+        # whose logs are mined per partition) aiops.partition_logs.PartitionLogs, set by aiops.worker
+        self.log_context = logs
         self.watches = WatchKeeper(shared_series.local_ids if shared_series is not None else None)
         self.alerts = alerts
         self.store = store
@@ -209,8 +212,8 @@ class Pipeline:
         batch = MetricBatch.concat([item.batch for item in items])
         found = self.detection.update(batch)
         records = self._records(batch, found, stored)
-        if self.logs is not None and records:
-            records = self.logs.enrich(records)  # anomalies on log series carry their template and examples
+        if self.log_context is not None and records:
+            records = self.log_context.enrich(records)  # anomalies on log series carry their template and examples
         self.watches.observe(self.store.begin, batch, found.values, found.scores.score, found.scores.ready)
         if self.forecasts is not None:
             self.forecasts.observe(batch)
@@ -252,6 +255,10 @@ class Pipeline:
                 )
             )
         return records
+
+    def persist(self, records: list[AnomalyRecord], now: float, on_persist: OnPersist | None = None) -> None:
+        """Store anomalies found outside `process` (a Kafka worker's new log templates), as `process` would."""
+        self._persist(records, now, on_persist)
 
     def _persist(self, records: list[AnomalyRecord], now: float, on_persist: OnPersist | None = None) -> None:
         new_series = self.registry.drain_new()

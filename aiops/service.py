@@ -53,9 +53,9 @@ log = logging.getLogger(__name__)
 
 
 def topic_partitions(kafka) -> dict[str, int]:
-    """The topics a Kafka deployment uses and their partitions (metrics: `kafka.partitions`)."""
+    """The topics a Kafka deployment uses and their partitions (metrics and logs: `kafka.partitions`)."""
     t = kafka.topics
-    topics = {t.metrics: kafka.partitions, t.dead_letter: 1}
+    topics = {t.metrics: kafka.partitions, t.logs: kafka.partitions, t.dead_letter: 1}
     topics.update({name: kafka.partitions for name in (t.anomalies, t.alerts) if name})
     return topics
 
@@ -79,6 +79,7 @@ class Service:
         self.role = role
         self.api_only = role == "service" and settings.server.mode == "api-only"
         self.producer = None  # api-only: the MetricProducer ingest publishes to, made by `start`
+        self.log_producer = None  # api-only with logs enabled: the LogProducer POST /v1/logs publishes to
         self.clock = clock
         self.config_path = config_path
         self._reload_lock = threading.Lock()
@@ -179,6 +180,13 @@ class Service:
             compression=None if k.compression == "none" else k.compression,
             max_block_ms=int(self.settings.server.ingest_wait_s * 1000),
         )
+        if self.logs is not None:
+            from ingest.kafka_logs import LogProducer
+
+            self.log_producer = LogProducer(
+                k.bootstrap, k.topics.logs, compression=None if k.compression == "none" else k.compression,
+                max_block_ms=int(self.settings.server.ingest_wait_s * 1000),
+            )
 
     def start_worker(self) -> None:
         """For `aiops worker`: the store, silences, alert caches and outbox; detection is driven by aiops.worker.
@@ -221,8 +229,10 @@ class Service:
         self._started = False
         self.executor.stop()
         if self.producer is not None:
-            self.producer.flush()
-            self.producer.close()
+            for producer in (self.producer, self.log_producer):
+                if producer is not None:
+                    producer.flush()
+                    producer.close()
         else:
             self.forecasts.stop()
             self.pipeline.stop(drain=True)

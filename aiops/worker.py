@@ -2,6 +2,8 @@
 
     poll thread:     MetricConsumer.poll → queue of records ──► pause partitions when it is full
     pipeline thread: records (coalesced) → Pipeline.process (detect, store effects) → done
+                     log records → the partition's miner (aiops.partition_logs) → count points produced
+                     to the metrics topic (flushed), new templates stored as anomalies → done
     poll thread:     commit done records (contiguous per partition) ◄── at-least-once
 
 Delivery: an offset is committed only after its record's effects are stored. Replays (a crash, a
@@ -12,6 +14,11 @@ rebalance) are made harmless by two offsets per partition kept in the store (aio
   skipped altogether.
 Alerts are deduplicated by fingerprint in the store as well: a worker asks the store about a
 fingerprint it does not know before opening an alert (the previous owner may have opened it).
+
+Log records (`kafka.topics.logs`, keyed by source) are mined by one miner per owned logs partition,
+checkpointed with the partition's offset like detector state. Closed intervals' counts go back to the
+metrics topic keyed by series, so their detector state follows the metrics partitions; a replay may
+produce again the counts of intervals closed after the last checkpoint (duplicate points).
 
 Rebalances run `on_revoke` (wait for the queue to drain, commit, checkpoint the revoked partitions'
 state) and `on_assign` (load their state and applied offsets, reload the owned firing alerts) on
@@ -40,11 +47,12 @@ from kafka.errors import KafkaError
 from kafka.partitioner.default import murmur2
 
 from aiops.alerts import AlertEvent, AnomalyRecord
+from aiops.partition_logs import PartitionLogs
 from aiops.partition_state import PartitionState, load_applied, save_applied
 from aiops.pipeline import IngestItem
 from aiops.service import Service, topic_partitions
 from aiops.settings import Settings
-from ingest.kafka_bus import KafkaBusError, MetricConsumer, RebalanceHooks, Received, create_topics
+from ingest.kafka_bus import KafkaBusError, MetricConsumer, MetricProducer, RebalanceHooks, Received, create_topics
 from ingest.registry import series_key
 
 __all__ = ["Worker", "WorkerError"]
@@ -80,7 +88,10 @@ class Worker:
         self.state = PartitionState(self.service.detection, self.service.registry, self.kafka.group)
         self.consumer: MetricConsumer | None = None
         self.publisher: KafkaProducer | None = None
+        self.counts: MetricProducer | None = None  # log count points to the metrics topic (logs enabled)
+        self.logs: PartitionLogs | None = None  # the miners of the owned logs partitions (logs enabled)
         self.points = 0  # points scored since start
+        self.log_records = 0  # log lines mined since start
         self._queue: queue.Queue[Received] = queue.Queue()
         self._busy = threading.Lock()  # held while the pipeline thread works, and in rebalance hooks
         self._done: list[Received] = []
@@ -109,11 +120,27 @@ class Worker:
                 compression_type=None if k.compression == "none" else k.compression,
             )
             self._n_partitions = len(self.publisher.partitions_for(k.topics.metrics) or ()) or 1
+            n_logs = len(self.publisher.partitions_for(k.topics.logs) or ()) if self.settings.logs.enabled else 0
         except KafkaError as exc:
             raise KafkaBusError(f"cannot reach Kafka at {k.bootstrap}: {exc}") from exc
+        topics = [k.topics.metrics, *(m.topic for m in k.mappings)]
+        decoders = _mapping_decoders(k.mappings, self.service.registry, self.clock)
+        if self.settings.logs.enabled and not n_logs:
+            log.warning("logs topic missing: no log records are mined here", extra={"topic": k.topics.logs})
+        if n_logs:
+            from ingest.kafka_logs import decode_logs
+
+            self.logs = PartitionLogs(self.settings.logs, self.service.registry, k.group, k.topics.logs, n_logs,
+                                      self.service.store, max_future_skew_s=self.settings.ingest.max_future_skew_s,
+                                      reread_s=SERVICE_MAP_REFRESH_S, clock=self.clock)
+            self.pipeline.log_context = self.logs
+            self.counts = MetricProducer(k.bootstrap, k.topics.metrics, self.service.registry,
+                                         compression=None if k.compression == "none" else k.compression)
+            topics.append(k.topics.logs)
+            decoders[k.topics.logs] = decode_logs
         self.consumer = MetricConsumer(
             k.bootstrap,
-            [k.topics.metrics, *(m.topic for m in k.mappings)],
+            topics,
             k.group,
             self.service.registry,
             dead_letter_topic=k.topics.dead_letter,
@@ -122,7 +149,7 @@ class Worker:
             max_poll_records=k.max_poll_records,
             fetch_max_wait_ms=100,  # an idle partition's fetch returns within 0.1 s: part of produce → alert latency
             client_id=self.client_id,
-            decoders=_mapping_decoders(k.mappings, self.service.registry, self.clock),
+            decoders=decoders,
         )
         self._thread = threading.Thread(target=self._pipeline_loop, name="aiops-worker-pipeline", daemon=True)
         self._thread.start()
@@ -160,6 +187,9 @@ class Worker:
         if self.publisher is not None:
             self.publisher.close(timeout=10)
             self.publisher = None
+        if self.counts is not None:
+            self.counts.close()
+            self.counts = None
         self.service.stop_worker()
         log.info("worker stopped", extra={"points": self.points})
 
@@ -215,12 +245,14 @@ class Worker:
 
     def _process(self, records: list[Received]) -> None:
         now = self.clock()
-        todo = []
+        todo, logs = [], []
         for r in records:
             tp = TopicPartition(r.topic, r.partition)
             if r.offset < self._skip_below.get(tp, 0):
                 continue  # already in the state loaded for this partition
-            todo.append(r)
+            (logs if self.logs is not None and r.topic == self.logs.topic else todo).append(r)
+        if logs:
+            self._mine(logs, now)
         if todo:
             stored = [r.offset < self._applied.get(TopicPartition(r.topic, r.partition), 0) for r in todo]
             mask = np.repeat(np.array(stored), [len(r.batch) for r in todo]) if any(stored) else None
@@ -244,10 +276,44 @@ class Worker:
         with self._done_lock:
             self._done.extend(records)
 
+    def _mine(self, records: list[Received], now: float) -> None:
+        """Log records: mined by their partition's miner; closed intervals' counts produced to the metrics
+        topic (and flushed: before the records are committed); new templates stored and published as
+        anomalies, unless `applied` says a previous owner stored them already."""
+        produced = 0
+        for r in records:  # a loop over Kafka records (each many lines)
+            tp = TopicPartition(r.topic, r.partition)
+            logs = self.logs.get(tp)
+            produced += self._produce_counts(logs.observe(r.batch, now), now)
+            new = logs.take()
+            self.log_records += len(r.batch)
+            if not new or r.offset < self._applied.get(tp, 0):
+                continue
+            applied = {tp: r.offset + 1}
+
+            def on_persist(conn, anomalies, alert_ids, events, applied=applied) -> None:
+                save_applied(conn, self.kafka.group, applied, now)
+                self._publish(anomalies, alert_ids, events)
+
+            self.pipeline.persist(new, now, on_persist)
+            self._applied[tp] = r.offset + 1
+        if produced:
+            self.counts.flush()
+
+    def _produce_counts(self, points: list[dict], now: float) -> int:
+        if not points:
+            return 0
+        batch = self.logs.batch(points, now)
+        return self.counts.send(batch) if len(batch) else 0
+
     def _tick(self) -> None:
         """Housekeeping (quiet alerts resolve, notifications) and the periodic partition checkpoint."""
         now = self.clock()
         self.pipeline.tick(now)
+        if self.logs is not None:  # intervals left open by sources that all fell silent
+            produced = sum(self._produce_counts(logs.tick(now), now) for logs in self.logs.owned.values())
+            if produced:
+                self.counts.flush()
         every = self.kafka.checkpoint_every_s
         if every and now - self._last_checkpoint >= every:
             self._checkpoint(list(self._next))
@@ -263,6 +329,8 @@ class Worker:
             return
         with self.service.store.begin() as conn:
             written = self.state.save(conn, offsets, now)
+            if self.logs is not None:
+                written += self.logs.save(conn, offsets, now)
         log.info("partition state saved", extra={"partitions": len(offsets), "bytes": written})
 
     def _publish(self, anomalies: list[AnomalyRecord], alert_ids: list[int], events: list[AlertEvent]) -> None:
@@ -293,6 +361,8 @@ class Worker:
                 except Exception:  # the next owner starts from the previous checkpoint: warm, a little behind
                     log.exception("partition state not saved on revocation")
             self.state.forget(partitions)
+            if self.logs is not None:
+                self.logs.forget(partitions)
             for tp in partitions:
                 for table in (self._next, self._skip_below, self._applied):
                     table.pop(tp, None)
@@ -310,6 +380,8 @@ class Worker:
         owned = {tp.partition for tp in partitions if tp.topic == self.kafka.topics.metrics}  # eager: all it owns
         with self._busy, self.service.store.begin() as conn:
             loaded = self.state.load(conn, partitions)
+            if self.logs is not None:
+                loaded.update(self.logs.load(conn, partitions))
             self._skip_below.update(loaded)
             self._applied.update(load_applied(conn, self.kafka.group, partitions))
             members = {self.service.registry.key(int(sid)) for tp in partitions for sid in self.state.series_of(tp)}

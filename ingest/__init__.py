@@ -1,6 +1,6 @@
 """How data enters the pipeline: decoding pushed payloads into columnar batches, the bus, the series registry.
 
-The Kafka transport (`ingest.kafka_bus`, `ingest.kafka_codec`, `ingest.kafka_mapping`) is re-exported lazily: importing
+The Kafka transport (`ingest.kafka_bus`, `ingest.kafka_codec`, `ingest.kafka_logs`, `ingest.kafka_mapping`) is re-exported lazily: importing
 kafka-python costs ~0.2 s, which the embedded, single-process mode never needs to pay.
 """
 
@@ -21,6 +21,10 @@ _LAZY = {
     "RecordCodec": "ingest.kafka_codec",
     "RecordError": "ingest.kafka_codec",
     "JsonMapping": "ingest.kafka_mapping",
+    "LogProducer": "ingest.kafka_logs",
+    "decode_logs": "ingest.kafka_logs",
+    "encode_logs": "ingest.kafka_logs",
+    "source_key": "ingest.kafka_logs",
 }
 
 
@@ -42,6 +46,7 @@ __all__ = [
     "OtlpBodyError",
     "OtlpMetricsDecoder",
     "KafkaBusError",
+    "LogProducer",
     "MetricConsumer",
     "MetricProducer",
     "RebalanceHooks",
@@ -54,5 +59,8 @@ __all__ = [
     "SeriesLimitReached",
     "SeriesRegistry",
     "create_topics",
+    "decode_logs",
+    "encode_logs",
     "series_key",
+    "source_key",
 ]

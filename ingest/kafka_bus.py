@@ -61,7 +61,7 @@ class Received:
     topic: str
     partition: int
     offset: int
-    batch: MetricBatch
+    batch: MetricBatch  # what the topic's decoder returns: for kafka.topics.logs, a list of LogRecord (ingest.kafka_logs)
     timestamp_ms: int
 
 

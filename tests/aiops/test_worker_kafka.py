@@ -264,11 +264,12 @@ class WorkerProcess:
         self.proc = subprocess.Popen([sys.executable, "-m", "aiops", "worker", "--config", str(config_path)],
                                      stdout=subprocess.DEVNULL, stderr=self._log, env=env)
 
-    def assignments(self) -> list[list[str]]:
+    def assignments(self, topic_prefix: str = "m-") -> list[list[str]]:
+        """The partitions of each assignment, of the metrics topic (workers own logs partitions too)."""
         out = []
         for line in self.log_path.read_text(errors="replace").splitlines():
             if '"partitions assigned"' in line:
-                out.append(json.loads(line)["partitions"])
+                out.append([p for p in json.loads(line)["partitions"] if f"topic='{topic_prefix}" in p])
         return out
 
     def kill(self) -> None:

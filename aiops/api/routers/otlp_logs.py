@@ -20,9 +20,17 @@ thread (mining is a loop over lines); the intervals that closed come back as poi
 backpressure as POST /api/v1/metrics. Once mined, records are counted: if the bus fills between the room
 check and the publish, the points wait for the next request instead of the request being refused (a
 retry would count the records twice).
+
+In `server.mode: api-only` the records are not mined here: they go as they are to `kafka.topics.logs`
+(ingest.kafka_logs, keyed by log source), and the `aiops worker` owning a source's partition mines them.
+If the producer's buffer stays full for `server.ingest_wait_s` or the broker cannot be reached, the
+answer is 503 with Retry-After and nothing of the request was taken.
 """
 
 from __future__ import annotations
+
+import asyncio
+import logging
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -35,6 +43,7 @@ from aiops.api.routers.otlp_http import (
 )
 from aiops.pipeline import IngestItem
 from aiops.service import Service
+from ingest.bus import BusFull
 from ingest.otlp_logs import encode_logs_response_protobuf
 
 __all__ = ["PATH", "SIGNAL", "handle_logs_export", "router"]
@@ -42,6 +51,7 @@ __all__ = ["PATH", "SIGNAL", "handle_logs_export", "router"]
 PATH = "/v1/logs"
 SIGNAL = Signal("ExportLogsServiceRequest", "resourceLogs", "rejectedLogRecords", encode_logs_response_protobuf)
 router = APIRouter(tags=["otlp"])
+log = logging.getLogger(__name__)
 
 
 async def handle_logs_export(service: Service, request: Request) -> Answer:
@@ -55,7 +65,10 @@ async def handle_logs_export(service: Service, request: Request) -> Answer:
                                          in_thread=True)  # decoding a large request takes a while
     except Refused as refused:
         return refused.answer
-    if decoded.records:
+    if decoded.records and service.log_producer is not None:  # api-only: the workers mine them
+        if not await _produce(service, decoded.records):
+            return saturated(service, media)
+    elif decoded.records:
         if not await wait_for_room(service, service.settings.server.ingest_wait_s):
             return saturated(service, media)
         points = await run_in_threadpool(service.logs.observe, decoded.records, now)
@@ -65,6 +78,18 @@ async def handle_logs_export(service: Service, request: Request) -> Answer:
     telemetry.log_records.labels(outcome="accepted").inc(len(decoded.records))
     telemetry.log_records.labels(outcome="rejected").inc(len(decoded.rejected))
     return SIGNAL.accepted(service, media, len(decoded.rejected), decoded.error_message())
+
+
+async def _produce(service: Service, records: list) -> bool:
+    """api-only: the records to the logs topic (in a thread: the producer may wait for buffer space)."""
+    from ingest.kafka_bus import KafkaBusError
+
+    try:
+        await asyncio.to_thread(service.log_producer.send, records)
+        return True
+    except (BusFull, KafkaBusError) as exc:
+        log.warning("logs not produced to Kafka: %s", exc)
+        return False
 
 
 async def _publish_points(service: Service, points: list[dict], now: float) -> None:
