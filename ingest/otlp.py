@@ -66,6 +66,7 @@ from ingest.registry import SeriesLimitReached, SeriesRegistry, series_key
 __all__ = [
     "NO_RESOURCE",
     "DecodedMetrics",
+    "ItemRejected",
     "OtlpBodyError",
     "OtlpMetricsDecoder",
     "OtlpResource",
@@ -73,6 +74,8 @@ __all__ = [
     "encode_export_response",
     "encode_response_protobuf",
     "encode_status_protobuf",
+    "any_text",
+    "parse_uint",
     "quantile_name",
     "rejection_message",
 ]
@@ -96,8 +99,8 @@ class OtlpBodyError(Exception):
         self.message = message
 
 
-class _Bad(Exception):
-    """One data point (or every point of one metric) is rejected: `field` and `reason`."""
+class ItemRejected(Exception):
+    """One item is rejected (a data point, log record or span; or all of a metric or resource): `field`, `reason`."""
 
     def __init__(self, field_name: str, reason: str) -> None:
         super().__init__(reason)
@@ -251,7 +254,7 @@ class OtlpMetricsDecoder:
         self.max_state = max_state
         self._state: dict[int, tuple] = {}
         self._sids: dict[tuple[str, bytes, bytes], int] = {}  # (name, resource attrs JSON, point attrs JSON) → id
-        self._resources: dict[bytes, dict[str, str] | _Bad] = {}
+        self._resources: dict[bytes, dict[str, str] | ItemRejected] = {}
         self._metric_names: dict[str, str] = {}
         self._label_names: dict[str, str] = {}
         self._decoder = msgspec.json.Decoder(_Request)
@@ -303,19 +306,19 @@ class OtlpMetricsDecoder:
 
     # -- one metric ------------------------------------------------------------------------------
 
-    def _metric(self, metric: _Metric, res_raw: bytes, base: dict | _Bad, now: float, out: _Out) -> None:
+    def _metric(self, metric: _Metric, res_raw: bytes, base: dict | ItemRejected, now: float, out: _Out) -> None:
         kind, data = _kind_of(metric)
         points = (data.data_points or []) if data is not None else [None]  # no data: one rejected point
         raw_name = metric.name
         try:
-            if isinstance(base, _Bad):
+            if isinstance(base, ItemRejected):
                 raise base
             if kind is None:
-                raise _Bad("metric", "none of gauge, sum, histogram, exponentialHistogram, summary")
+                raise ItemRejected("metric", "none of gauge, sum, histogram, exponentialHistogram, summary")
             if not isinstance(raw_name, str) or not raw_name or len(raw_name) > _MAX_NAME:
-                raise _Bad("name", f"must be a non-empty string of at most {_MAX_NAME} characters")
+                raise ItemRejected("name", f"must be a non-empty string of at most {_MAX_NAME} characters")
             handler = self._handler(kind, data)
-        except _Bad as bad:
+        except ItemRejected as bad:
             label = raw_name if isinstance(raw_name, str) else "?"
             for _ in points:
                 out.rejected.append(Rejection(out.index, bad.field, f"metric {label!r}: {bad.reason}"))
@@ -347,20 +350,20 @@ class OtlpMetricsDecoder:
 
     def _point(self, handler, name, raw_name, point, res_raw, base, now, horizon, out) -> None:
         try:
-            if point.flags is not None and _uint(point.flags, "flags") & _NO_RECORDED_VALUE:
+            if point.flags is not None and parse_uint(point.flags, "flags") & _NO_RECORDED_VALUE:
                 out.index += 1
                 return
             t = point.time_unix_nano
-            t = _uint(t, "timeUnixNano") if t is not None else 0
+            t = parse_uint(t, "timeUnixNano") if t is not None else 0
             if not t:
-                raise _Bad("timeUnixNano", "required")
+                raise ItemRejected("timeUnixNano", "required")
             if t > horizon:
-                raise _Bad("timeUnixNano", f"is {t / 1e9 - now:.0f} s in the future; "
+                raise ItemRejected("timeUnixNano", f"is {t / 1e9 - now:.0f} s in the future; "
                                            f"at most {self.max_future_skew_s:g} s is allowed")
             start = point.start_time_unix_nano
-            start = _uint(start, "startTimeUnixNano") if start is not None else 0
+            start = parse_uint(start, "startTimeUnixNano") if start is not None else 0
             handler(name, (res_raw, bytes(point.attributes), base), point, t, start, out)
-        except _Bad as bad:
+        except ItemRejected as bad:
             out.rejected.append(Rejection(out.index, bad.field, f"metric {raw_name!r}: {bad.reason}"))
         except SeriesLimitReached as exc:
             out.rejected.append(Rejection(out.index, "name", str(exc)))
@@ -373,7 +376,7 @@ class OtlpMetricsDecoder:
             return self._summary
         temporality = data.aggregation_temporality
         if temporality not in (_DELTA, _CUMULATIVE) or isinstance(temporality, bool):
-            raise _Bad("aggregationTemporality", f"must be 1 (DELTA) or 2 (CUMULATIVE), got {temporality!r}")
+            raise ItemRejected("aggregationTemporality", f"must be 1 (DELTA) or 2 (CUMULATIVE), got {temporality!r}")
         if kind == "sum":
             if temporality == _DELTA:
                 return self._delta_sum
@@ -390,7 +393,7 @@ class OtlpMetricsDecoder:
     def _delta_sum(self, name, series, point, t, start, out) -> None:
         value = _number_value(point)
         if not 0 < start < t:
-            raise _Bad("startTimeUnixNano", "a delta sum needs a start time before timeUnixNano")
+            raise ItemRejected("startTimeUnixNano", "a delta sum needs a start time before timeUnixNano")
         self._emit(out, name + "_rate", series, t, value / ((t - start) / 1e9))
 
     def _counter(self, name, series, point, t, start, out, value: float | None = None) -> None:
@@ -472,7 +475,7 @@ class OtlpMetricsDecoder:
 
     def _delta_buckets(self, name, series, point, t, start, out, lower, upper, counts) -> None:
         if not 0 < start < t:
-            raise _Bad("startTimeUnixNano", "a delta histogram needs a start time before timeUnixNano")
+            raise ItemRejected("startTimeUnixNano", "a delta histogram needs a start time before timeUnixNano")
         count = _count(point)
         self._emit(out, name + "_count_rate", series, t, count / ((t - start) / 1e9))
         if len(counts):
@@ -489,16 +492,16 @@ class OtlpMetricsDecoder:
     def _summary(self, name, series, point, t, start, out) -> None:
         quantiles = point.quantile_values or []
         if not isinstance(quantiles, list):
-            raise _Bad("quantileValues", "expected an array")
+            raise ItemRejected("quantileValues", "expected an array")
         values = []
         for qv in quantiles:
             if not isinstance(qv, dict):
-                raise _Bad("quantileValues", "expected objects {quantile, value}")
+                raise ItemRejected("quantileValues", "expected objects {quantile, value}")
             q, v = _double(qv.get("quantile", 0.0), "quantile"), _double(qv.get("value", 0.0), "quantileValues.value")
             if not 0.0 <= q <= 1.0:
-                raise _Bad("quantile", f"must be within [0, 1], got {q!r}")
+                raise ItemRejected("quantile", f"must be within [0, 1], got {q!r}")
             if not math.isfinite(v):
-                raise _Bad("quantileValues.value", f"must be finite, got {v!r}")
+                raise ItemRejected("quantileValues.value", f"must be finite, got {v!r}")
             values.append((q, v))
         count = _count(point)
         self._counter(name + "_count", series, point, t, start, out, value=count)
@@ -517,7 +520,7 @@ class OtlpMetricsDecoder:
     @staticmethod
     def _put(out: _Out, sid: int, t: int, value: float) -> None:
         if not math.isfinite(value):
-            raise _Bad("value", f"must be finite, got {value!r}")
+            raise ItemRejected("value", f"must be finite, got {value!r}")
         out.ids.append(sid)
         out.ts.append(t / 1e9)
         out.values.append(value)
@@ -531,14 +534,14 @@ class OtlpMetricsDecoder:
             return sid
         labels = self._labels(msgspec.json.decode(attrs_raw), dict(base))
         if len(labels) > _MAX_LABELS:
-            raise _Bad("attributes", f"at most {_MAX_LABELS} labels are allowed, got {len(labels)}")
+            raise ItemRejected("attributes", f"at most {_MAX_LABELS} labels are allowed, got {len(labels)}")
         sid = self.registry.intern(series_key(name, labels))
         if len(self._sids) >= _CACHE_LIMIT:  # bounded: attribute spellings are the client's to choose
             self._sids.clear()
         self._sids[key] = sid
         return sid
 
-    def _resource_labels(self, res_raw: bytes) -> dict[str, str] | _Bad:
+    def _resource_labels(self, res_raw: bytes) -> dict[str, str] | ItemRejected:
         found = self._resources.get(res_raw)
         if found is not None:
             return found
@@ -546,8 +549,8 @@ class OtlpMetricsDecoder:
             labels = self._labels(msgspec.json.decode(res_raw))
             if "service_name" in labels:
                 labels["service"] = labels["service_name"]  # what incidents group by
-        except _Bad as bad:
-            labels = _Bad("resource.attributes", bad.reason)
+        except ItemRejected as bad:
+            labels = ItemRejected("resource.attributes", bad.reason)
         if len(self._resources) >= 10_000:
             self._resources.clear()
         self._resources[res_raw] = labels
@@ -582,14 +585,14 @@ class OtlpMetricsDecoder:
         if not attributes:
             return labels
         if not isinstance(attributes, list):
-            raise _Bad("attributes", "expected an array of {key, value}")
+            raise ItemRejected("attributes", "expected an array of {key, value}")
         for kv in attributes:
             if not isinstance(kv, dict) or not isinstance(kv.get("key"), str) or not kv["key"]:
-                raise _Bad("attributes", "expected objects {key: non-empty string, value: AnyValue}")
+                raise ItemRejected("attributes", "expected objects {key: non-empty string, value: AnyValue}")
             try:
-                labels[self._label_name(kv["key"])] = _any_text(kv.get("value"))
+                labels[self._label_name(kv["key"])] = any_text(kv.get("value"))
             except (TypeError, ValueError, AttributeError):
-                raise _Bad("attributes", f"{kv['key']!r}: not an AnyValue") from None
+                raise ItemRejected("attributes", f"{kv['key']!r}: not an AnyValue") from None
         return labels
 
 
@@ -648,21 +651,21 @@ def _kind_of(metric: _Metric) -> tuple[str | None, _Data | None]:
 
 
 def _count(point: _Point) -> float:
-    return float(_uint(point.count, "count")) if point.count is not None else 0.0
+    return float(parse_uint(point.count, "count")) if point.count is not None else 0.0
 
 
-def _uint(raw: Any, key: str) -> int:
+def parse_uint(raw: Any, key: str) -> int:
     """A (u)int64 field: a decimal string per the OTLP JSON rules, or a JSON number."""
     if isinstance(raw, str):
         try:
             return int(raw)
         except ValueError:
-            raise _Bad(key, f"expected a decimal integer string, got {raw[:40]!r}") from None
+            raise ItemRejected(key, f"expected a decimal integer string, got {raw[:40]!r}") from None
     if isinstance(raw, int) and not isinstance(raw, bool):
         return raw
     if isinstance(raw, float) and raw.is_integer():
         return int(raw)
-    raise _Bad(key, f"expected an integer, got {raw!r}"[:120])
+    raise ItemRejected(key, f"expected an integer, got {raw!r}"[:120])
 
 
 def _double(raw: Any, key: str) -> float:
@@ -673,22 +676,22 @@ def _double(raw: Any, key: str) -> float:
             return float(raw)
         except ValueError:
             pass
-    raise _Bad(key, f"expected a number, got {raw!r}"[:120])
+    raise ItemRejected(key, f"expected a number, got {raw!r}"[:120])
 
 
 def _number_value(point: _Point) -> float:
     if point.as_double is not None:
         value = _double(point.as_double, "asDouble")
     elif point.as_int is not None:
-        value = float(_uint(point.as_int, "asInt"))
+        value = float(parse_uint(point.as_int, "asInt"))
     else:
-        raise _Bad("value", "neither asDouble nor asInt")
+        raise ItemRejected("value", "neither asDouble nor asInt")
     if not math.isfinite(value):
-        raise _Bad("value", f"must be finite, got {value!r}")
+        raise ItemRejected("value", f"must be finite, got {value!r}")
     return value
 
 
-def _any_text(value: Any) -> str:
+def any_text(value: Any) -> str:
     """An AnyValue as label text."""
     if not isinstance(value, dict) or not value:
         return ""
@@ -733,13 +736,13 @@ def _counts(raw: Any, key: str) -> list[int]:
     if raw is None:
         return []
     if not isinstance(raw, list):
-        raise _Bad(key, "expected an array of integer strings")
+        raise ItemRejected(key, "expected an array of integer strings")
     try:
         counts = [int(c) for c in raw]
     except (TypeError, ValueError):
-        raise _Bad(key, "expected an array of integer strings") from None
+        raise ItemRejected(key, "expected an array of integer strings") from None
     if counts and min(counts) < 0:
-        raise _Bad(key, "counts must not be negative")
+        raise ItemRejected(key, "counts must not be negative")
     return counts
 
 
@@ -747,14 +750,14 @@ def _explicit_buckets(point: _Point) -> tuple[tuple[float, ...], list[int]]:
     counts = _counts(point.bucket_counts, "bucketCounts")
     raw = point.explicit_bounds or []
     if not isinstance(raw, list):
-        raise _Bad("explicitBounds", "expected an array of numbers")
+        raise ItemRejected("explicitBounds", "expected an array of numbers")
     bounds = tuple(raw)
     if not all(type(b) is float for b in bounds):
         bounds = tuple(_double(b, "explicitBounds") for b in raw)
     if len(counts) and len(counts) != len(bounds) + 1:
-        raise _Bad("bucketCounts", f"expected {len(bounds) + 1} counts for {len(bounds)} bounds, got {len(counts)}")
+        raise ItemRejected("bucketCounts", f"expected {len(bounds) + 1} counts for {len(bounds)} bounds, got {len(counts)}")
     if any(not math.isfinite(b) for b in bounds) or any(b >= c for b, c in zip(bounds, bounds[1:])):
-        raise _Bad("explicitBounds", "must be finite and strictly increasing")
+        raise ItemRejected("explicitBounds", "must be finite and strictly increasing")
     return bounds, counts
 
 
@@ -766,19 +769,19 @@ def _explicit_edges(bounds: tuple[float, ...]) -> tuple[tuple[float, ...], tuple
 def _exp_buckets(point: _Point) -> tuple[int, dict[tuple[int, int], float]]:
     scale = point.scale if point.scale is not None else 0
     if not isinstance(scale, int) or isinstance(scale, bool) or not -10 <= scale <= 20:
-        raise _Bad("scale", f"expected an integer within [-10, 20], got {scale!r}")
+        raise ItemRejected("scale", f"expected an integer within [-10, 20], got {scale!r}")
     buckets: dict[tuple[int, int], float] = {}
     for sign, key, side in ((1, "positive", point.positive), (-1, "negative", point.negative)):
         side = side or {}
         if not isinstance(side, dict):
-            raise _Bad(key, "expected an object {offset, bucketCounts}")
+            raise ItemRejected(key, "expected an object {offset, bucketCounts}")
         offset = side.get("offset", 0)
         if not isinstance(offset, int) or isinstance(offset, bool):
-            raise _Bad(key, f"offset: expected an integer, got {offset!r}")
+            raise ItemRejected(key, f"offset: expected an integer, got {offset!r}")
         for k, c in enumerate(_counts(side.get("bucketCounts"), f"{key}.bucketCounts")):
             if c:
                 buckets[(sign, offset + k)] = float(c)
-    zero = float(_uint(point.zero_count, "zeroCount")) if point.zero_count is not None else 0.0
+    zero = float(parse_uint(point.zero_count, "zeroCount")) if point.zero_count is not None else 0.0
     if zero:
         buckets[(0, 0)] = zero
     return scale, buckets

@@ -41,7 +41,8 @@ import msgspec
 
 from detectors.types import LogRecord
 from ingest.otlp import (
-    NO_RESOURCE, OtlpBodyError, OtlpResource, _any_text, _Bad, _uint, encode_export_response, rejection_message,
+    NO_RESOURCE, ItemRejected, OtlpBodyError, OtlpResource, any_text, encode_export_response, parse_uint,
+    rejection_message,
 )
 from ingest.points import Rejection
 
@@ -101,7 +102,7 @@ class OtlpLogsDecoder:
     def __init__(self, max_future_skew_s: float = 300.0) -> None:
         self.max_future_skew_s = max_future_skew_s
         self._decoder = msgspec.json.Decoder(_Request)
-        self._resources: dict[bytes, dict[str, str] | _Bad] = {}
+        self._resources: dict[bytes, dict[str, str] | ItemRejected] = {}
 
     def decode(self, body: bytes, now: float, ids_base64: bool = False) -> DecodedLogs:
         try:
@@ -119,10 +120,10 @@ class OtlpLogsDecoder:
             for sl in rl.scope_logs or ():
                 for raw in sl.log_records or ():  # a loop over records: each is text for the miner
                     try:
-                        if isinstance(labels, _Bad):
+                        if isinstance(labels, ItemRejected):
                             raise labels
                         records.append(_record(raw, labels, horizon, ids_base64))
-                    except _Bad as bad:
+                    except ItemRejected as bad:
                         rejected.append(Rejection(index, bad.field, bad.reason))
                     index += 1
         return DecodedLogs(records, index, rejected)
@@ -142,14 +143,14 @@ class OtlpLogsDecoder:
         as_json = msgspec.json.encode(MessageToDict(message, use_integers_for_enums=True))
         return self.decode(as_json, now, ids_base64=True)
 
-    def _resource_labels(self, raw: bytes) -> dict[str, str] | _Bad:
+    def _resource_labels(self, raw: bytes) -> dict[str, str] | ItemRejected:
         found = self._resources.get(raw)
         if found is not None:
             return found
         try:
             labels = _resource_labels(msgspec.json.decode(raw))
-        except (_Bad, msgspec.DecodeError) as exc:
-            labels = _Bad("resource.attributes", getattr(exc, "reason", str(exc)))
+        except (ItemRejected, msgspec.DecodeError) as exc:
+            labels = ItemRejected("resource.attributes", getattr(exc, "reason", str(exc)))
         if len(self._resources) >= 10_000:  # bounded: resource spellings are the client's to choose
             self._resources.clear()
         self._resources[raw] = labels
@@ -160,15 +161,15 @@ def _resource_labels(attributes: Any) -> dict[str, str]:
     if not attributes:
         return {}
     if not isinstance(attributes, list):
-        raise _Bad("resource.attributes", "expected an array of {key, value}")
+        raise ItemRejected("resource.attributes", "expected an array of {key, value}")
     raw: dict[str, str] = {}
     for kv in attributes:
         if not isinstance(kv, dict) or not isinstance(kv.get("key"), str) or not kv["key"]:
-            raise _Bad("resource.attributes", "expected objects {key: non-empty string, value: AnyValue}")
+            raise ItemRejected("resource.attributes", "expected objects {key: non-empty string, value: AnyValue}")
         try:
-            raw[kv["key"]] = _any_text(kv.get("value"))
+            raw[kv["key"]] = any_text(kv.get("value"))
         except (TypeError, ValueError, AttributeError):
-            raise _Bad("resource.attributes", f"{kv['key']!r}: not an AnyValue") from None
+            raise ItemRejected("resource.attributes", f"{kv['key']!r}: not an AnyValue") from None
     labels = {_label_name(k): v for k, v in raw.items()}
     for attribute, label in _SOURCE_ATTRIBUTES:
         if attribute in raw and (label in ("service", "host") or label not in raw):
@@ -184,25 +185,25 @@ def _label_name(raw: str) -> str:
 
 
 def _record(r: _Record, labels: dict[str, str], horizon: float, ids_base64: bool) -> LogRecord:
-    t = _uint(r.time_unix_nano, "timeUnixNano") if r.time_unix_nano is not None else 0
+    t = parse_uint(r.time_unix_nano, "timeUnixNano") if r.time_unix_nano is not None else 0
     if not t:
-        t = _uint(r.observed_time_unix_nano, "observedTimeUnixNano") if r.observed_time_unix_nano is not None else 0
+        t = parse_uint(r.observed_time_unix_nano, "observedTimeUnixNano") if r.observed_time_unix_nano is not None else 0
     if not t:
-        raise _Bad("timeUnixNano", "required (or observedTimeUnixNano)")
+        raise ItemRejected("timeUnixNano", "required (or observedTimeUnixNano)")
     if t > horizon:
-        raise _Bad("timeUnixNano", f"more than the allowed skew in the future ({t / 1e9:.0f})")
+        raise ItemRejected("timeUnixNano", f"more than the allowed skew in the future ({t / 1e9:.0f})")
     severity = _severity(r.severity_number, r.severity_text)
     _check_id(r.trace_id, "traceId", 16, ids_base64)
     _check_id(r.span_id, "spanId", 8, ids_base64)
     if r.attributes is not None and not isinstance(r.attributes, list):
-        raise _Bad("attributes", "expected an array of {key, value}")
+        raise ItemRejected("attributes", "expected an array of {key, value}")
     return LogRecord(t / 1e9, _body_text(r.body), labels, severity)
 
 
 def _severity(number: Any, text: Any) -> int:
-    n = _uint(number, "severityNumber") if number is not None else 0
+    n = parse_uint(number, "severityNumber") if number is not None else 0
     if not 0 <= n <= 24:
-        raise _Bad("severityNumber", f"must be within 0-24, got {n}")
+        raise ItemRejected("severityNumber", f"must be within 0-24, got {n}")
     if n == 0 and isinstance(text, str) and text:
         n = _SEVERITY_TEXT.get(text.strip().upper(), 0)
     return n
@@ -212,13 +213,13 @@ def _body_text(body: Any) -> str:
     if body is None:
         return ""
     if not isinstance(body, dict):
-        raise _Bad("body", "expected an AnyValue object such as {\"stringValue\": \"…\"}")
+        raise ItemRejected("body", "expected an AnyValue object such as {\"stringValue\": \"…\"}")
     text = body.get("stringValue")
     if not isinstance(text, str):
         try:
-            text = _any_text(body)
+            text = any_text(body)
         except (TypeError, ValueError, AttributeError):
-            raise _Bad("body", "not an AnyValue") from None
+            raise ItemRejected("body", "not an AnyValue") from None
     return text[:_MAX_BODY_CHARS]
 
 
@@ -227,7 +228,7 @@ def _check_id(raw: Any, key: str, size: int, base64_ok: bool) -> None:
     if raw is None or raw == "":
         return
     if not isinstance(raw, str):
-        raise _Bad(key, f"expected a hex string of {2 * size} characters")
+        raise ItemRejected(key, f"expected a hex string of {2 * size} characters")
     if len(raw) == 2 * size:
         try:
             bytes.fromhex(raw)
@@ -240,7 +241,7 @@ def _check_id(raw: Any, key: str, size: int, base64_ok: bool) -> None:
                 return
         except (binascii.Error, ValueError):
             pass
-    raise _Bad(key, f"expected a hex string of {2 * size} characters, got {raw[:40]!r}")
+    raise ItemRejected(key, f"expected a hex string of {2 * size} characters, got {raw[:40]!r}")
 
 
 def encode_logs_response_protobuf(rejected: int, message: str) -> bytes:

@@ -38,7 +38,9 @@ import msgspec
 import numpy as np
 
 from detectors.red import SpanBatch
-from ingest.otlp import NO_RESOURCE, OtlpBodyError, OtlpResource, encode_export_response, rejection_message
+from ingest.otlp import (
+    NO_RESOURCE, ItemRejected, OtlpBodyError, OtlpResource, encode_export_response, rejection_message,
+)
 from ingest.points import Rejection
 
 __all__ = ["DecodedSpans", "OtlpTracesDecoder", "encode_traces_response_protobuf"]
@@ -61,13 +63,6 @@ class DecodedSpans:
     def error_message(self) -> str:
         """The partial-success `errorMessage`: how many were rejected and the first few reasons."""
         return rejection_message(self.rejected, self.total, "span")
-
-
-class _Bad(Exception):
-    def __init__(self, field_name: str, reason: str) -> None:
-        super().__init__(reason)
-        self.field = field_name
-        self.reason = reason
 
 
 class _Span(msgspec.Struct, rename="camel", gc=False):
@@ -141,7 +136,7 @@ class OtlpTracesDecoder:
     def __init__(self, max_future_skew_s: float = 300.0) -> None:
         self.max_future_skew_s = max_future_skew_s
         self._decoder = msgspec.json.Decoder(_Request)
-        self._services: dict[bytes, str | _Bad] = {}
+        self._services: dict[bytes, str | ItemRejected] = {}
 
     def decode(self, body: bytes, now: float) -> DecodedSpans:
         try:
@@ -151,7 +146,7 @@ class OtlpTracesDecoder:
         except msgspec.DecodeError as exc:
             raise OtlpBodyError(400, f"malformed JSON: {exc}") from exc
         spans: list[_Span] = []
-        services: list[str | _Bad] = []
+        services: list[str | ItemRejected] = []
         counts: list[int] = []
         for rs in request.resource_spans or ():
             service = self._service(bytes((rs.resource or NO_RESOURCE).attributes))
@@ -171,10 +166,10 @@ class OtlpTracesDecoder:
         for span in spans:
             service = next(owner)
             try:
-                if isinstance(service, _Bad):
+                if isinstance(service, ItemRejected):
                     raise service
                 self._json_span(span, service, horizon, out)
-            except _Bad as bad:
+            except ItemRejected as bad:
                 out.rejected.append(Rejection(out.index, bad.field, bad.reason))
             out.index += 1
         return out.decoded()
@@ -213,7 +208,7 @@ class OtlpTracesDecoder:
             service = next(owner)
             try:
                 self._proto_span(span, service, horizon, out)
-            except _Bad as bad:
+            except ItemRejected as bad:
                 out.rejected.append(Rejection(out.index, bad.field, bad.reason))
             out.index += 1
         return out.decoded()
@@ -227,13 +222,13 @@ class OtlpTracesDecoder:
         parent = "" if parent in (None, "") else _hex_id(parent, "parentSpanId", 16)
         name = span.name
         if not isinstance(name, str) or not name or len(name) > _MAX_NAME:
-            raise _Bad("name", f"must be a non-empty string of at most {_MAX_NAME} characters")
-        start = _uint(span.start_time_unix_nano, "startTimeUnixNano")
-        end = _uint(span.end_time_unix_nano, "endTimeUnixNano")
+            raise ItemRejected("name", f"must be a non-empty string of at most {_MAX_NAME} characters")
+        start = parse_uint(span.start_time_unix_nano, "startTimeUnixNano")
+        end = parse_uint(span.end_time_unix_nano, "endTimeUnixNano")
         kind = _enum(span.kind, "kind", 5)
         status = span.status
         if status is not None and not isinstance(status, dict):
-            raise _Bad("status", "expected an object {code, message}")
+            raise ItemRejected("status", "expected an object {code, message}")
         code = _enum((status or {}).get("code"), "status.code", 2)
         _times(start, end, horizon)
         out.add(span_id, parent, service, name, start, end, kind, code == _ERROR)
@@ -241,36 +236,36 @@ class OtlpTracesDecoder:
     @staticmethod
     def _proto_span(span: Any, service: str, horizon: int, out: _Columns) -> None:
         if len(span.trace_id) != 16 or not any(span.trace_id):
-            raise _Bad("traceId", f"must be 16 bytes, not all zero; got {len(span.trace_id)} bytes")
+            raise ItemRejected("traceId", f"must be 16 bytes, not all zero; got {len(span.trace_id)} bytes")
         if len(span.span_id) != 8 or not any(span.span_id):
-            raise _Bad("spanId", f"must be 8 bytes, not all zero; got {len(span.span_id)} bytes")
+            raise ItemRejected("spanId", f"must be 8 bytes, not all zero; got {len(span.span_id)} bytes")
         parent = span.parent_span_id
         if parent and len(parent) != 8:
-            raise _Bad("parentSpanId", f"must be 8 bytes or empty, got {len(parent)} bytes")
+            raise ItemRejected("parentSpanId", f"must be 8 bytes or empty, got {len(parent)} bytes")
         if not span.name or len(span.name) > _MAX_NAME:
-            raise _Bad("name", f"must be a non-empty string of at most {_MAX_NAME} characters")
+            raise ItemRejected("name", f"must be a non-empty string of at most {_MAX_NAME} characters")
         start, end = span.start_time_unix_nano, span.end_time_unix_nano
         if not start:
-            raise _Bad("startTimeUnixNano", "missing")
+            raise ItemRejected("startTimeUnixNano", "missing")
         if not end:
-            raise _Bad("endTimeUnixNano", "missing")
+            raise ItemRejected("endTimeUnixNano", "missing")
         if not 0 <= span.kind <= 5:
-            raise _Bad("kind", f"must be within 0..5, got {span.kind}")
+            raise ItemRejected("kind", f"must be within 0..5, got {span.kind}")
         if not 0 <= span.status.code <= 2:
-            raise _Bad("status.code", f"must be within 0..2, got {span.status.code}")
+            raise ItemRejected("status.code", f"must be within 0..2, got {span.status.code}")
         _times(start, end, horizon)
         error = span.status.code == _ERROR
         out.add(span.span_id.hex(), parent.hex() if any(parent) else "", service, span.name, start, end,
                 span.kind, error)
 
-    def _service(self, res_raw: bytes) -> str | _Bad:
+    def _service(self, res_raw: bytes) -> str | ItemRejected:
         found = self._services.get(res_raw)
         if found is not None:
             return found
         try:
             service = _service_name(msgspec.json.decode(res_raw))
-        except _Bad as bad:
-            service = _Bad("resource.attributes", bad.reason)
+        except ItemRejected as bad:
+            service = ItemRejected("resource.attributes", bad.reason)
         if len(self._services) >= 10_000:
             self._services.clear()
         self._services[res_raw] = service
@@ -281,15 +276,15 @@ def _service_name(attributes: Any) -> str:
     if not attributes:
         return _UNKNOWN_SERVICE
     if not isinstance(attributes, list):
-        raise _Bad("attributes", "expected an array of {key, value}")
+        raise ItemRejected("attributes", "expected an array of {key, value}")
     for kv in attributes:
         if not isinstance(kv, dict) or not isinstance(kv.get("key"), str):
-            raise _Bad("attributes", "expected objects {key: string, value: AnyValue}")
+            raise ItemRejected("attributes", "expected objects {key: string, value: AnyValue}")
         if kv["key"] == "service.name":
             value = kv.get("value")
             text = value.get("stringValue") if isinstance(value, dict) else None
             if not isinstance(text, str):
-                raise _Bad("attributes", "service.name: expected {stringValue: …}")
+                raise ItemRejected("attributes", "service.name: expected {stringValue: …}")
             return text or _UNKNOWN_SERVICE
     return _UNKNOWN_SERVICE
 
@@ -298,20 +293,20 @@ def _hex_id(raw: Any, key: str, length: int) -> str:
     """A JSON trace/span id: `length` hex characters, not all zeros; returned in lower case."""
     if not isinstance(raw, str) or len(raw) != length or not _HEX.issuperset(raw):
         shown = raw[:40] if isinstance(raw, str) else raw
-        raise _Bad(key, f"expected {length} hex characters, got {shown!r}"[:120])
+        raise ItemRejected(key, f"expected {length} hex characters, got {shown!r}"[:120])
     if raw.count("0") == length:
-        raise _Bad(key, "must not be all zeros")
+        raise ItemRejected(key, "must not be all zeros")
     return raw.lower()
 
 
-def _uint(raw: Any, key: str) -> int:
+def parse_uint(raw: Any, key: str) -> int:
     if raw is None:
-        raise _Bad(key, "missing")
+        raise ItemRejected(key, "missing")
     if isinstance(raw, str) and raw.isdigit():
         return int(raw)
     if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
         return raw
-    raise _Bad(key, f"expected a decimal integer string, got {raw!r}"[:120])
+    raise ItemRejected(key, f"expected a decimal integer string, got {raw!r}"[:120])
 
 
 def _enum(raw: Any, key: str, top: int) -> int:
@@ -319,21 +314,21 @@ def _enum(raw: Any, key: str, top: int) -> int:
         return 0
     if isinstance(raw, int) and not isinstance(raw, bool) and 0 <= raw <= top:
         return raw
-    raise _Bad(key, f"expected an integer within 0..{top}, got {raw!r}"[:120])
+    raise ItemRejected(key, f"expected an integer within 0..{top}, got {raw!r}"[:120])
 
 
 def _times(start: int, end: int, horizon: int) -> None:
     if end < start:
-        raise _Bad("endTimeUnixNano", f"ends before it starts ({end} < {start})")
+        raise ItemRejected("endTimeUnixNano", f"ends before it starts ({end} < {start})")
     if end > horizon:
-        raise _Bad("endTimeUnixNano", "too far in the future (ingest.max_future_skew_s)")
+        raise ItemRejected("endTimeUnixNano", "too far in the future (ingest.max_future_skew_s)")
 
 
 def _columns(spans: list[_Span], services: list, counts: list[int], horizon: int) -> DecodedSpans | None:
     """The request's spans checked and converted a column at a time; None if any span is bad (then the
     per-span path names it). Lists are gathered by comprehensions, checks run over whole columns."""
     n = len(spans)
-    if any(isinstance(s, _Bad) for s in services):
+    if any(isinstance(s, ItemRejected) for s in services):
         return None
     trace_ids = [s.trace_id for s in spans]
     span_ids = [s.span_id for s in spans]
