@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from kafka import AsyncConsumerRebalanceListener, KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -44,6 +45,7 @@ __all__ = [
     "MetricConsumer",
     "MetricProducer",
     "RebalanceHooks",
+    "TopicProducer",
     "Received",
     "create_topics",
 ]
@@ -99,7 +101,53 @@ def create_topics(bootstrap: str, topics: dict[str, int], timeout_s: float = 10.
         admin.close()
 
 
-class MetricProducer:
+class TopicProducer:
+    """A KafkaProducer for one topic, with the errors every producer of ours maps the same way.
+
+    Creating it checks the topic has partitions (`KafkaBusError` otherwise, or when the broker cannot be
+    reached); `_sending()` wraps the sends of one call: a buffer that stays full for `max_block_ms` is
+    `ingest.bus.BusFull`, any other client error `KafkaBusError`. Sends hold `_lock`, so an encoder's
+    caches see one caller at a time. `producer` is a seam for tests; `options` go to KafkaProducer.
+    """
+
+    def __init__(self, bootstrap: str, topic: str, *, compression: str | None, max_block_ms: int,
+                 producer: KafkaProducer | None = None, **options) -> None:
+        self.topic = topic
+        self._lock = threading.Lock()
+        try:
+            self._producer = producer or KafkaProducer(
+                bootstrap_servers=bootstrap, compression_type=compression, max_block_ms=max_block_ms,
+                max_request_size=4 << 20, acks="all", retries=5, **options,
+            )
+            partitions = self._producer.partitions_for(topic)
+        except KafkaError as exc:
+            raise KafkaBusError(f"cannot produce to {topic!r} at {bootstrap}: {exc}") from exc
+        if not partitions:
+            raise KafkaBusError(f"topic {topic!r} has no partitions (does it exist?)")
+        self.n_partitions = len(partitions)
+
+    @contextmanager
+    def _sending(self) -> Iterator[KafkaProducer]:
+        try:
+            with self._lock:
+                yield self._producer
+        except KafkaTimeoutError as exc:
+            raise BusFull(f"Kafka producer buffer for {self.topic!r} stayed full: {exc}") from exc
+        except KafkaError as exc:
+            raise KafkaBusError(f"cannot send to {self.topic!r}: {exc}") from exc
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        """Wait until every queued record is acknowledged by the broker."""
+        try:
+            self._producer.flush(timeout=timeout_s)
+        except KafkaError as exc:
+            raise KafkaBusError(f"flush to {self.topic!r} failed: {exc}") from exc
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        self._producer.close(timeout=timeout_s)
+
+
+class MetricProducer(TopicProducer):
     """Sends batches to `topic`, each series to its own partition, many points per record.
 
     Records are batched by the client (`linger_ms`, `batch_size`) and compressed (`compression`:
@@ -123,28 +171,10 @@ class MetricProducer:
         bootstrap_timeout_ms: int = 10_000,
         producer: KafkaProducer | None = None,
     ) -> None:
-        self.topic = topic
-        self.codec = RecordCodec(registry, max_points=max_points)
-        self._lock = threading.Lock()  # the codec's caches are not thread-safe; KafkaProducer is
-        try:
-            self._producer = producer or KafkaProducer(
-                bootstrap_servers=bootstrap,
-                linger_ms=linger_ms,
-                batch_size=batch_size,
-                compression_type=compression,
-                max_block_ms=max_block_ms,
-                request_timeout_ms=request_timeout_ms,
-                max_request_size=4 << 20,
-                bootstrap_timeout_ms=bootstrap_timeout_ms,
-                acks="all",
-                retries=5,
-            )
-            partitions = self._producer.partitions_for(topic)
-        except KafkaError as exc:
-            raise KafkaBusError(f"cannot produce to {topic!r} at {bootstrap}: {exc}") from exc
-        if not partitions:
-            raise KafkaBusError(f"topic {topic!r} has no partitions (does it exist?)")
-        self.n_partitions = len(partitions)
+        self.codec = RecordCodec(registry, max_points=max_points)  # its caches are not thread-safe; KafkaProducer is
+        super().__init__(bootstrap, topic, compression=compression, max_block_ms=max_block_ms, producer=producer,
+                         linger_ms=linger_ms, batch_size=batch_size, request_timeout_ms=request_timeout_ms,
+                         bootstrap_timeout_ms=bootstrap_timeout_ms)
 
     def send(self, batch: MetricBatch) -> int:
         """Queue `batch` for sending; returns the number of records. Points of a series keep their order.
@@ -152,27 +182,12 @@ class MetricProducer:
         Thread-safe (the API-only ingest calls it from worker threads): batches are encoded one at a time.
         """
         records = 0
-        try:
-            with self._lock:
-                for partition, part in self.codec.split_by_partition(batch, self.n_partitions).items():
-                    for value in self.codec.encode(part):
-                        self._producer.send(self.topic, value=value, partition=partition)
-                        records += 1
-        except KafkaTimeoutError as exc:
-            raise BusFull(f"Kafka producer buffer for {self.topic!r} stayed full: {exc}") from exc
-        except KafkaError as exc:
-            raise KafkaBusError(f"cannot send to {self.topic!r}: {exc}") from exc
+        with self._sending() as producer:
+            for partition, part in self.codec.split_by_partition(batch, self.n_partitions).items():
+                for value in self.codec.encode(part):
+                    producer.send(self.topic, value=value, partition=partition)
+                    records += 1
         return records
-
-    def flush(self, timeout_s: float = 30.0) -> None:
-        """Wait until every queued record is acknowledged by the broker."""
-        try:
-            self._producer.flush(timeout=timeout_s)
-        except KafkaError as exc:
-            raise KafkaBusError(f"flush to {self.topic!r} failed: {exc}") from exc
-
-    def close(self, timeout_s: float = 10.0) -> None:
-        self._producer.close(timeout=timeout_s)
 
 
 @dataclass(slots=True)

@@ -21,14 +21,11 @@ record goes to the dead-letter topic like a bad metric record.
 
 from __future__ import annotations
 
-import threading
-
 import msgspec
 from kafka import KafkaProducer
-from kafka.errors import KafkaError, KafkaTimeoutError
 
 from detectors.types import LogRecord
-from ingest.bus import BusFull
+from ingest.kafka_bus import TopicProducer
 from ingest.kafka_codec import RecordError
 
 __all__ = ["LOG_VERSION", "LogProducer", "decode_logs", "encode_logs", "source_key"]
@@ -110,7 +107,7 @@ def decode_logs(value: bytes | None) -> list[LogRecord]:
     return out
 
 
-class LogProducer:
+class LogProducer(TopicProducer):
     """Sends log records to `topic`, keyed by source, compressed like the metric producer.
 
     `send` waits at most `max_block_ms` for buffer space, then raises `BusFull`; broker errors are
@@ -119,44 +116,14 @@ class LogProducer:
 
     def __init__(self, bootstrap: str, topic: str, *, compression: str | None = "zstd", max_block_ms: int = 10_000,
                  max_lines: int = 4096, producer: KafkaProducer | None = None) -> None:
-        from ingest.kafka_bus import KafkaBusError
-
-        self.topic = topic
         self.max_lines = max_lines
-        self._lock = threading.Lock()
-        try:
-            self._producer = producer or KafkaProducer(
-                bootstrap_servers=bootstrap, linger_ms=5, batch_size=1 << 20, compression_type=compression,
-                max_block_ms=max_block_ms, max_request_size=4 << 20, acks="all", retries=5,
-            )
-            partitions = self._producer.partitions_for(topic)
-        except KafkaError as exc:
-            raise KafkaBusError(f"cannot produce to {topic!r} at {bootstrap}: {exc}") from exc
-        if not partitions:
-            raise KafkaBusError(f"topic {topic!r} has no partitions (does it exist?)")
+        super().__init__(bootstrap, topic, compression=compression, max_block_ms=max_block_ms, producer=producer,
+                         linger_ms=5, batch_size=1 << 20)
 
     def send(self, records: list[LogRecord]) -> int:
         """Queue the records for sending; returns the number of Kafka records. Thread-safe."""
-        from ingest.kafka_bus import KafkaBusError
-
         encoded = encode_logs(records, self.max_lines)
-        try:
-            with self._lock:
-                for key, value in encoded:
-                    self._producer.send(self.topic, key=key, value=value)
-        except KafkaTimeoutError as exc:
-            raise BusFull(f"Kafka producer buffer for {self.topic!r} stayed full: {exc}") from exc
-        except KafkaError as exc:
-            raise KafkaBusError(f"cannot send to {self.topic!r}: {exc}") from exc
+        with self._sending() as producer:
+            for key, value in encoded:
+                producer.send(self.topic, key=key, value=value)
         return len(encoded)
-
-    def flush(self, timeout_s: float = 30.0) -> None:
-        from ingest.kafka_bus import KafkaBusError
-
-        try:
-            self._producer.flush(timeout=timeout_s)
-        except KafkaError as exc:
-            raise KafkaBusError(f"flush to {self.topic!r} failed: {exc}") from exc
-
-    def close(self, timeout_s: float = 10.0) -> None:
-        self._producer.close(timeout=timeout_s)
