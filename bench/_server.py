@@ -103,3 +103,12 @@ def post_loopback(path: str, bodies: list[bytes], seconds: float, connections: i
         asyncio.run(drive())
         elapsed = time.perf_counter() - started
     return stats, elapsed, len(zipped[0])
+
+
+def report_loopback(path: str, bodies: list[bytes], seconds: float, connections: int, per_request: int,
+                    unit: str) -> None:
+    """`post_loopback`, then one line: requests/s and `unit`/s answered 200, with the statuses seen."""
+    stats, elapsed, size = post_loopback(path, bodies, seconds, connections)
+    ok = stats.get(200, 0)
+    print(f"POST {path} over loopback (gzip JSON, {size / 1024:.0f} KiB): {ok / elapsed:,.0f} requests/s, "
+          f"{ok * per_request / elapsed:,.0f} {unit}/s ({connections} connections, {elapsed:.1f} s); statuses {stats}")

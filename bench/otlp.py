@@ -26,7 +26,7 @@ from ingest.otlp import OtlpMetricsDecoder  # noqa: E402
 from ingest.registry import SeriesRegistry  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
-from _server import add_otlp_arguments, post_loopback  # noqa: E402
+from _server import add_otlp_arguments, report_loopback  # noqa: E402
 
 BOUNDS = [0.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2500.0, 5000.0, 10000.0]
 
@@ -86,14 +86,6 @@ def in_process(bodies: list[bytes], now: float, protobuf: bool = False) -> None:
           f"{outputs / elapsed:,.0f} series points/s out, {len(decoder.registry):,} series")
 
 
-def loopback(bodies: list[bytes], seconds: float, connections: int) -> None:
-    stats, elapsed, _ = post_loopback("/v1/metrics", bodies, seconds, connections)
-    ok = stats.get(200, 0)
-    print(f"POST /v1/metrics over loopback (gzip): {ok / elapsed:,.0f} requests/s, "
-          f"{ok * 1000 / elapsed:,.0f} data points/s "
-          f"({connections} connections, {elapsed:.1f} s); statuses {stats}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_otlp_arguments(parser)
@@ -110,7 +102,7 @@ def main() -> None:
               for b in bodies[: max(12, args.requests // 4)]]
     in_process(binary, now, protobuf=True)
     if args.loopback:
-        loopback(bodies, args.seconds, args.connections)
+        report_loopback("/v1/metrics", bodies, args.seconds, args.connections, 1000, "data points")  # 1000 per request
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from ingest.otlp_logs import OtlpLogsDecoder  # noqa: E402
 from ingest.registry import SeriesRegistry  # noqa: E402
 
 sys.path.append(str(ROOT))  # after the packages: bench/otlp*.py must not shadow them
-from _server import add_otlp_arguments, post_loopback  # noqa: E402
+from _server import add_otlp_arguments, report_loopback  # noqa: E402
 
 WINDOW_S = 100.0  # 10 hosts × 1 line/s × 100 s ≈ 1,000 records per request
 
@@ -63,15 +63,6 @@ def in_process(bodies: list[bytes], now: float, mine: bool, protobuf: bool = Fal
           f"({records // n:,} per request, {len(bodies[0]) / 1024:.0f} KiB){extra}")
 
 
-def loopback(bodies: list[bytes], seconds: float, connections: int) -> None:
-    per_request = sum(msgspec.json.decode(bodies[0])["resourceLogs"][r]["scopeLogs"][0]["logRecords"].__len__()
-                      for r in range(len(msgspec.json.decode(bodies[0])["resourceLogs"])))
-    stats, elapsed, size = post_loopback("/v1/logs", bodies, seconds, connections)
-    ok = stats.get(200, 0)
-    print(f"POST /v1/logs over loopback (gzip JSON, {size / 1024:.0f} KiB): {ok / elapsed:,.0f} requests/s, "
-          f"~{ok * per_request / elapsed:,.0f} records/s ({connections} connections, {elapsed:.1f} s); statuses {stats}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_otlp_arguments(parser)
@@ -87,7 +78,9 @@ def main() -> None:
               for b in bodies[: max(12, args.requests // 4)]]
     in_process(binary, now, mine=False, protobuf=True)
     if args.loopback:
-        loopback(bodies, args.seconds, args.connections)
+        first = msgspec.json.decode(bodies[0])
+        per_request = sum(len(scope["logRecords"]) for resource in first["resourceLogs"] for scope in resource["scopeLogs"])
+        report_loopback("/v1/logs", bodies, args.seconds, args.connections, per_request, "records")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ from ingest.otlp_traces import OtlpTracesDecoder  # noqa: E402
 from ingest.registry import SeriesRegistry  # noqa: E402
 
 sys.path.append(str(ROOT))  # after the packages: bench/otlp*.py must not shadow them
-from _server import add_otlp_arguments, post_loopback  # noqa: E402
+from _server import add_otlp_arguments, report_loopback  # noqa: E402
 
 SERVICES = 10
 
@@ -97,13 +97,6 @@ def in_process(bodies: list[bytes], now: float, protobuf: bool = False, aggregat
           f"({spans // len(bodies):,} per request, {len(bodies[0]) / 1024:.0f} KiB){extra}")
 
 
-def loopback(bodies: list[bytes], seconds: float, connections: int) -> None:
-    stats, elapsed, size = post_loopback("/v1/traces", bodies, seconds, connections)
-    ok = stats.get(200, 0)
-    print(f"POST /v1/traces over loopback (gzip JSON, {size / 1024:.0f} KiB): {ok / elapsed:,.0f} requests/s, "
-          f"{ok * 1000 / elapsed:,.0f} spans/s ({connections} connections, {elapsed:.1f} s); statuses {stats}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_otlp_arguments(parser)
@@ -127,7 +120,7 @@ def main() -> None:
 
     in_process([binary(b) for b in bodies], now, protobuf=True)
     if args.loopback:
-        loopback(bodies, args.seconds, args.connections)
+        report_loopback("/v1/traces", bodies, args.seconds, args.connections, 1000, "spans")  # 1000 per request
 
 
 def _b64(hex_id: str) -> str:
