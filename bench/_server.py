@@ -111,4 +111,5 @@ def report_loopback(path: str, bodies: list[bytes], seconds: float, connections:
     stats, elapsed, size = post_loopback(path, bodies, seconds, connections)
     ok = stats.get(200, 0)
     print(f"POST {path} over loopback (gzip JSON, {size / 1024:.0f} KiB): {ok / elapsed:,.0f} requests/s, "
-          f"{ok * per_request / elapsed:,.0f} {unit}/s ({connections} connections, {elapsed:.1f} s); statuses {stats}")
+          f"{ok * per_request / elapsed:,.0f} {unit}/s ({connections} connections, {elapsed:.1f} s); "
+          f"statuses {stats}")

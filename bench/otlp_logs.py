@@ -79,7 +79,8 @@ def main() -> None:
     in_process(binary, now, mine=False, protobuf=True)
     if args.loopback:
         first = msgspec.json.decode(bodies[0])
-        per_request = sum(len(scope["logRecords"]) for resource in first["resourceLogs"] for scope in resource["scopeLogs"])
+        per_request = sum(len(scope["logRecords"]) for resource in first["resourceLogs"]
+                          for scope in resource["scopeLogs"])
         report_loopback("/v1/logs", bodies, args.seconds, args.connections, per_request, "records")
 
 
