@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from aiops.pipeline import METRICS_TOPIC, IngestItem
 from aiops.service import Service
@@ -52,17 +52,7 @@ async def publish(service: Service, item: IngestItem, wait_s: float) -> bool:
         except (BusFull, KafkaBusError) as exc:
             log.warning("ingest not produced to Kafka: %s", exc)
             return False
-    if service.bus.try_publish(METRICS_TOPIC, item):
-        return True
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait_s
-    delay = 0.001
-    while loop.time() < deadline:
-        await asyncio.sleep(delay)
-        if service.bus.try_publish(METRICS_TOPIC, item):
-            return True
-        delay = min(delay * 2, 0.05)
-    return False
+    return await _eventually(lambda: service.bus.try_publish(METRICS_TOPIC, item), wait_s)
 
 
 async def wait_for_room(service: Service, wait_s: float) -> bool:
@@ -72,12 +62,19 @@ async def wait_for_room(service: Service, wait_s: float) -> bool:
     into a trace monitor): they check for room first and answer 503 before changing any state.
     """
     bus = service.bus
+    return await _eventually(lambda: bus.depth(METRICS_TOPIC) < bus.capacity(METRICS_TOPIC), wait_s)
+
+
+async def _eventually(attempt: Callable[[], bool], wait_s: float) -> bool:
+    """Whether `attempt()` succeeds within `wait_s`: tried at once, then after sleeps of 1 ms doubling to 50 ms."""
+    if attempt():
+        return True
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_s
     delay = 0.001
-    while bus.depth(METRICS_TOPIC) >= bus.capacity(METRICS_TOPIC):
-        if loop.time() >= deadline:
-            return False
+    while loop.time() < deadline:
         await asyncio.sleep(delay)
+        if attempt():
+            return True
         delay = min(delay * 2, 0.05)
-    return True
+    return False
