@@ -40,9 +40,20 @@ class SpanBatch:
     duration_ms: np.ndarray  # float64
     error: np.ndarray  # bool
     counted: np.ndarray | None = None  # bool: spans that count in RED figures; None: all of them
+    trace_id: np.ndarray | None = None  # str (hex): what raw spans are partitioned by on Kafka (ingest.kafka_spans)
+    caller: np.ndarray | None = None  # str: the parent's service, resolved upstream ("" none); None: resolve here
 
     def __len__(self) -> int:
         return len(self.end_s)
+
+    def take(self, idx: np.ndarray) -> SpanBatch:
+        """The spans at `idx` (indices or a boolean mask), every column kept."""
+        def pick(column: np.ndarray | None) -> np.ndarray | None:
+            return None if column is None else column[idx]
+
+        return SpanBatch(self.span_id[idx], self.parent_id[idx], self.service[idx], self.operation[idx],
+                         self.end_s[idx], self.duration_ms[idx], self.error[idx], pick(self.counted),
+                         pick(self.trace_id), pick(self.caller))
 
 
 @dataclass(frozen=True)
@@ -112,11 +123,40 @@ def quantiles_by_group(group: np.ndarray, values: np.ndarray, qs: tuple[float, .
     return groups, counts, v[pos]
 
 
+class ParentIndex:
+    """The service of recent span ids (bounded, oldest forgotten first), to name each span's caller.
+
+    A span's parent may come in an earlier batch; a parent that comes in a later batch than its child
+    is not found (the child's call is counted in its own service's figures, not on an edge).
+    """
+
+    def __init__(self, max_ids: int = 200_000) -> None:
+        self.max_ids = max_ids
+        self._service: OrderedDict = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._service)
+
+    def __contains__(self, span_id: object) -> bool:
+        return span_id in self._service
+
+    def callers(self, spans: SpanBatch) -> np.ndarray:
+        """Per span, its parent's service ("" for a root or an unknown parent); remembers the batch's ids."""
+        for sid, svc in zip(spans.span_id.tolist(), spans.service.tolist()):  # ids → service: a dict, bounded
+            self._service[sid] = svc
+        while len(self._service) > self.max_ids:
+            self._service.popitem(last=False)
+        get = self._service.get
+        return np.array([get(p, "") if p else "" for p in spans.parent_id.tolist()], dtype=object)
+
+
 @dataclass
 class RedAggregator:
     """Accumulates spans into `interval_s` buckets; `add` returns the intervals that have closed.
 
-    An interval closes once a span ends `grace_s` past its end (late spans up to then still count).
+    An interval closes once a span ends `grace_s` past its end (late spans up to then still count);
+    a span of an interval already closed is dropped and counted in `late` (its figures were emitted).
+    Callers come from `spans.caller` when resolved upstream, else from the aggregator's `ParentIndex`.
     """
 
     interval_s: float = 60.0
@@ -125,8 +165,10 @@ class RedAggregator:
     _names: dict[tuple[str, str], int] = field(default_factory=dict)
     _keys: list[tuple[str, str]] = field(default_factory=list)
     _open: dict[float, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = field(default_factory=dict)
-    _span_service: OrderedDict = field(default_factory=OrderedDict)
+    _parents: ParentIndex | None = None
     _watermark: float = float("-inf")
+    closed_before: float = float("-inf")  # intervals ending at or before this are closed
+    late: int = 0  # spans dropped: their interval had closed
     _edge_ids: dict[tuple[str, str], int] = field(default_factory=dict)
     _edge_keys: list[tuple[str, str]] = field(default_factory=list)
     _open_edges: dict[float, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = field(default_factory=dict)
@@ -138,6 +180,13 @@ class RedAggregator:
         if not len(spans):
             return None, []
         bucket = np.floor(spans.end_s / self.interval_s) * self.interval_s
+        late = bucket + self.interval_s <= self.closed_before
+        if late.any():
+            self.late += int(late.sum())
+            self._watermark = max(self._watermark, float(spans.end_s.max()))
+            if late.all():
+                return self._close(self._watermark - self.grace_s), []
+            spans, bucket = spans.take(~late), bucket[~late]
         counted = np.ones(len(spans), dtype=bool) if spans.counted is None else np.asarray(spans.counted, dtype=bool)
         if counted.any():
             idx = np.flatnonzero(counted)
@@ -155,8 +204,15 @@ class RedAggregator:
             into.setdefault(float(b), []).append((keys[here], durations[here], errors[here]))
 
     def flush(self) -> RedPoints | None:
-        """Close every open interval (at shutdown, or in tests)."""
+        """Close every open interval (at shutdown, when spans stop coming, in tests); spans of them are late after."""
         return self._close(float("inf"))
+
+    def callers(self, spans: SpanBatch) -> np.ndarray:
+        if spans.caller is not None:
+            return np.asarray(spans.caller, dtype=object)
+        if self._parents is None:
+            self._parents = ParentIndex(self.max_span_ids)
+        return self._parents.callers(spans)
 
     def _intern(self, service: str, operation: str) -> int:
         key = (str(service), str(operation))
@@ -168,6 +224,8 @@ class RedAggregator:
 
     def _close(self, before: float) -> RedPoints | None:
         done = sorted({b for b in (*self._open, *self._open_edges) if b + self.interval_s <= before})
+        reach = before if np.isfinite(before) else (done[-1] + self.interval_s if done else self.closed_before)
+        self.closed_before = max(self.closed_before, reach)
         if not done:
             return None
         out = {k: [] for k in ("svc", "op", "end", "rate", "err", "q")}
@@ -205,21 +263,14 @@ class RedAggregator:
                          np.concatenate(out["err"]), q[:, 0], q[:, 1], q[:, 2], edges)
 
     def _edges(self, spans: SpanBatch, bucket: np.ndarray) -> list[tuple[str, str]]:
-        """Caller → callee edges from parents whose service differs; remembers span ids for later children."""
-        for sid, svc in zip(spans.span_id.tolist(), spans.service.tolist()):  # ids → service: a dict, bounded
-            self._span_service[sid] = svc
-        while len(self._span_service) > self.max_span_ids:
-            self._span_service.popitem(last=False)
+        """Caller → callee edges from parents whose service differs."""
         new: list[tuple[str, str]] = []
-        has_parent = np.array([bool(p) for p in spans.parent_id.tolist()], dtype=bool)
-        if not has_parent.any():
-            return new
-        idx = np.flatnonzero(has_parent)
-        callers = np.array([self._span_service.get(p, "") for p in spans.parent_id[idx].tolist()], dtype=object)
-        cross = (callers != "") & (callers != spans.service[idx])
+        callers = self.callers(spans)
+        cross = (callers != "") & (callers != spans.service)
         if not cross.any():
             return new
-        idx, callers = idx[cross], callers[cross]
+        idx = np.flatnonzero(cross)
+        callers = callers[idx]
         pair = np.array([f"{c}\x1f{s}" for c, s in zip(callers, spans.service[idx])], dtype=object)
         codes, inverse = np.unique(pair, return_inverse=True)
         _, counts, q = quantiles_by_group(inverse, spans.duration_ms[idx], (0.95,))

@@ -68,7 +68,33 @@ def test_span_id_memory_is_bounded():
     agg = RedAggregator(max_span_ids=100)
     rows = [(f"id{i}", "", "svc", "op", 10.0 + i, 1.0, False) for i in range(1000)]
     agg.add(_spans(rows))
-    assert len(agg._span_service) == 100 and "id999" in agg._span_service and "id0" not in agg._span_service
+    assert len(agg._parents) == 100 and "id999" in agg._parents and "id0" not in agg._parents
+
+
+def test_a_span_of_a_closed_interval_is_dropped_as_late_not_emitted_twice():
+    agg = RedAggregator(interval_s=10, grace_s=0)
+    first, _ = agg.add(_spans([("a", "", "svc", "op", 101.0, 5.0, False), ("b", "", "svc", "op", 115.0, 7.0, False)]))
+    assert first.interval_end.tolist() == [110.0] and agg.closed_before == 115.0
+    again, _ = agg.add(_spans([("late", "", "svc", "op", 104.0, 9.0, False)]))
+    assert again is None and agg.late == 1
+    rest = agg.flush()
+    assert rest.interval_end.tolist() == [120.0] and rest.p50_ms.tolist() == [7.0]
+    agg.add(_spans([("later", "", "svc", "op", 119.0, 9.0, False)]))  # flushed intervals are closed too
+    assert agg.late == 2 and agg.flush() is None
+
+
+def test_callers_resolved_upstream_give_the_same_edges_as_parent_ids():
+    rows = [("r", "", "checkout", "GET", 100.0, 30.0, False), ("p", "r", "payments", "charge", 100.5, 20.0, True)]
+    by_ids = RedAggregator(interval_s=10, grace_s=0)
+    _, new = by_ids.add(_spans(rows))
+    resolved = _spans([(sid, "", svc, op, end, ms, err) for sid, _, svc, op, end, ms, err in rows])
+    resolved = SpanBatch(resolved.span_id, resolved.parent_id, resolved.service, resolved.operation, resolved.end_s,
+                         resolved.duration_ms, resolved.error, caller=np.array(["", "checkout"], dtype=object))
+    upstream = RedAggregator(interval_s=10, grace_s=0)
+    _, new_upstream = upstream.add(resolved)
+    assert new == new_upstream == [("checkout", "payments")]
+    a, b = by_ids.flush(), upstream.flush()
+    assert (a.edges.rate.tolist(), a.edges.error_ratio.tolist()) == (b.edges.rate.tolist(), b.edges.error_ratio.tolist())
 
 
 def test_per_interval_edge_figures_are_measured_on_the_callee_side():
