@@ -94,10 +94,11 @@ class _Request(msgspec.Struct, rename="camel", gc=False):
 class _Columns:
     """The accepted spans' columns and the request's rejections."""
 
-    __slots__ = ("span_id", "parent_id", "service", "operation", "end_s", "duration_ms", "error", "counted",
+    __slots__ = ("trace_id", "span_id", "parent_id", "service", "operation", "end_s", "duration_ms", "error", "counted",
                  "rejected", "index")
 
     def __init__(self) -> None:
+        self.trace_id: list[str] = []
         self.span_id: list[str] = []
         self.parent_id: list[str] = []
         self.service: list[str] = []
@@ -109,8 +110,9 @@ class _Columns:
         self.rejected: list[Rejection] = []
         self.index = 0
 
-    def add(self, span_id: str, parent: str, service: str, name: str, start: int, end: int, kind: int,
+    def add(self, trace_id: str, span_id: str, parent: str, service: str, name: str, start: int, end: int, kind: int,
             error: bool) -> None:
+        self.trace_id.append(trace_id)
         self.span_id.append(span_id)
         self.parent_id.append(parent)
         self.service.append(service)
@@ -125,7 +127,7 @@ class _Columns:
             np.array(self.span_id, dtype=object), np.array(self.parent_id, dtype=object),
             np.array(self.service, dtype=object), np.array(self.operation, dtype=object),
             np.array(self.end_s, dtype=np.float64), np.array(self.duration_ms, dtype=np.float64),
-            np.array(self.error, dtype=bool), np.array(self.counted, dtype=bool),
+            np.array(self.error, dtype=bool), np.array(self.counted, dtype=bool), np.array(self.trace_id, dtype=object),
         )
         return DecodedSpans(spans, self.index, self.rejected)
 
@@ -216,7 +218,7 @@ class OtlpTracesDecoder:
     # -- one span ----------------------------------------------------------------------------------
 
     def _json_span(self, span: _Span, service: str, horizon: int, out: _Columns) -> None:
-        _hex_id(span.trace_id, "traceId", 32)
+        trace_id = _hex_id(span.trace_id, "traceId", 32)
         span_id = _hex_id(span.span_id, "spanId", 16)
         parent = span.parent_span_id
         parent = "" if parent in (None, "") else _hex_id(parent, "parentSpanId", 16)
@@ -231,7 +233,7 @@ class OtlpTracesDecoder:
             raise ItemRejected("status", "expected an object {code, message}")
         code = _enum((status or {}).get("code"), "status.code", 2)
         _times(start, end, horizon)
-        out.add(span_id, parent, service, name, start, end, kind, code == _ERROR)
+        out.add(trace_id, span_id, parent, service, name, start, end, kind, code == _ERROR)
 
     @staticmethod
     def _proto_span(span: Any, service: str, horizon: int, out: _Columns) -> None:
@@ -255,7 +257,7 @@ class OtlpTracesDecoder:
             raise ItemRejected("status.code", f"must be within 0..2, got {span.status.code}")
         _times(start, end, horizon)
         error = span.status.code == _ERROR
-        out.add(span.span_id.hex(), parent.hex() if any(parent) else "", service, span.name, start, end,
+        out.add(span.trace_id.hex(), span.span_id.hex(), parent.hex() if any(parent) else "", service, span.name, start, end,
                 span.kind, error)
 
     def _service(self, res_raw: bytes) -> str | ItemRejected:
@@ -362,6 +364,7 @@ def _columns(spans: list[_Span], services: list, counts: list[int], horizon: int
         np.repeat(np.array(services, dtype=object), counts) if n else np.empty(0, dtype=object),
         np.array(names, dtype=object), end / 1e9, (end - start) / 1e6,
         np.array([c == _ERROR for c in codes], dtype=bool), np.isin(kind, (_SERVER, _CONSUMER)) | (parent == ""),
+        np.array([i.lower() for i in trace_ids], dtype=object),
     )
     return DecodedSpans(spans_out, n, [])
 
@@ -392,11 +395,13 @@ def _proto_columns(spans: list[Any], services: list[str], counts: list[int], hor
         return None
     start, end = start.astype(np.int64), end.astype(np.int64)
     joined = b"".join(span_ids).hex()
+    traces = b"".join(trace_ids).hex()
     parent = np.array([p.hex() if any(p) else "" for p in parents], dtype=object)
     spans_out = SpanBatch(
         np.array([joined[i:i + 16] for i in range(0, 16 * n, 16)], dtype=object), parent,
         np.repeat(np.array(services, dtype=object), counts), np.array(names, dtype=object), end / 1e9,
         (end - start) / 1e6, codes == _ERROR, np.isin(kinds, (_SERVER, _CONSUMER)) | (parent == ""),
+        np.array([traces[i:i + 32] for i in range(0, 32 * n, 32)], dtype=object),
     )
     return DecodedSpans(spans_out, n, [])
 

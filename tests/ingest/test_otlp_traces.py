@@ -106,6 +106,7 @@ def test_protobuf_has_byte_ids_and_decodes_like_json():
     s = decoded.spans
     assert s.span_id.tolist() == ["eee19b7ec3c1b174", "00000000000000aa"] and s.parent_id.tolist() == ["", "eee19b7ec3c1b174"]
     assert s.error.tolist() == [True, False] and list(s.service) == ["payments"] * 2
+    assert s.trace_id.tolist() == ["5b8efff798038103d269b633813fc60c"] * 2
     assert [(r.index, r.field) for r in decoded.rejected] == [(2, "spanId")]
     with pytest.raises(OtlpBodyError):
         OtlpTracesDecoder().decode_protobuf(b"\x0a\xff\xff", NOW)
@@ -126,7 +127,7 @@ def test_the_column_path_and_the_per_span_path_agree():
     fast = _columns(spans, ["payments"], [len(spans)], horizon)
     assert fast is not None  # every span good: the column path answered
     slow = decoder._one_by_one(spans, ["payments"], [len(spans)], horizon)
-    for name in ("span_id", "parent_id", "service", "operation", "end_s", "duration_ms", "error", "counted"):
+    for name in ("span_id", "parent_id", "service", "operation", "end_s", "duration_ms", "error", "counted", "trace_id"):
         np.testing.assert_array_equal(getattr(fast.spans, name), getattr(slow.spans, name), err_msg=name)
 
 
@@ -145,7 +146,7 @@ def test_the_protobuf_column_path_agrees_with_the_per_span_path():
     slow = _Columns()
     for k, span in enumerate(spans):
         OtlpTracesDecoder._proto_span(span, "a" if k < 10 else "b", horizon, slow)
-    for name in ("span_id", "parent_id", "service", "operation", "end_s", "duration_ms", "error", "counted"):
+    for name in ("span_id", "parent_id", "service", "operation", "end_s", "duration_ms", "error", "counted", "trace_id"):
         np.testing.assert_array_equal(getattr(fast.spans, name), getattr(slow.decoded().spans, name), err_msg=name)
     spans[3].span_id = b"\0" * 8
     assert _proto_columns(spans, ["a", "b"], [10, 20], horizon) is None  # a bad span: the per-span path names it
