@@ -53,9 +53,10 @@ log = logging.getLogger(__name__)
 
 
 def topic_partitions(kafka) -> dict[str, int]:
-    """The topics a Kafka deployment uses and their partitions (metrics and logs: `kafka.partitions`)."""
+    """The topics a Kafka deployment uses and their partitions (all but the dead letters: `kafka.partitions`)."""
     t = kafka.topics
-    topics = {t.metrics: kafka.partitions, t.logs: kafka.partitions, t.dead_letter: 1}
+    topics = {name: kafka.partitions for name in (t.metrics, t.logs, t.spans, t.spans_by_service)}
+    topics[t.dead_letter] = 1
     topics.update({name: kafka.partitions for name in (t.anomalies, t.alerts) if name})
     return topics
 

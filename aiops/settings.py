@@ -90,6 +90,9 @@ class BusSettings(_Section):
 class KafkaTopics(_Section):
     metrics: str = Field("aiops.metrics", min_length=1, description="our metric records (ingest/kafka_codec.py)")
     logs: str = Field("aiops.logs", min_length=1, description="log records, keyed by log source (ingest/kafka_logs.py)")
+    spans: str = Field("aiops.spans", min_length=1, description="raw spans, partitioned by trace id (ingest/kafka_spans.py)")
+    spans_by_service: str = Field("aiops.spans.by-service", min_length=1,
+                                  description="spans with their caller resolved, partitioned by service")
     dead_letter: str = Field("aiops.dead-letter", min_length=1, description="records that could not be read")
     anomalies: str | None = Field("aiops.anomalies", description="anomalies as JSON, after they are stored; null: off")
     alerts: str | None = Field("aiops.alerts", description="alert events as JSON, after they are stored; null: off")
@@ -124,7 +127,7 @@ class KafkaSettings(_Section):
     bootstrap: str = Field("127.0.0.1:9092", min_length=1, description="host:port[,host:port…] of the brokers")
     topics: KafkaTopics = KafkaTopics()
     group: str = Field("aiops-workers", min_length=1, description="consumer group of the workers")
-    partitions: int = Field(12, ge=1, le=10_000, description="partitions of the metrics and logs topics when created")
+    partitions: int = Field(12, ge=1, le=10_000, description="partitions of each topic but the dead letters, when created")
     create_topics: bool = Field(True, description="create missing topics at start (replication 1)")
     compression: Literal["zstd", "gzip", "none"] = "zstd"
     session_timeout_ms: int = Field(10_000, ge=1000, le=300_000, description="a silent worker loses its partitions after this")
