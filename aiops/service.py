@@ -81,6 +81,8 @@ class Service:
         self.api_only = role == "service" and settings.server.mode == "api-only"
         self.producer = None  # api-only: the MetricProducer ingest publishes to, made by `start`
         self.log_producer = None  # api-only with logs enabled: the LogProducer POST /v1/logs publishes to
+        self._map_read_at = float("-inf")
+        self.span_producer = None  # api-only with traces enabled: the SpanProducer POST /v1/traces publishes to
         self.clock = clock
         self.config_path = config_path
         self._reload_lock = threading.Lock()
@@ -153,7 +155,7 @@ class Service:
         with self.store.begin() as conn:
             if not self.api_only:  # api-only: ids only name series on their way to Kafka
                 self.registry.load(repository.load_series(conn))
-            self.traces.load(conn, self.clock())
+            self.traces.load(conn, self.clock(), parts=True)
             self._load_silences(conn)
         if self.api_only:
             self._start_producer()
@@ -188,25 +190,37 @@ class Service:
                 k.bootstrap, k.topics.logs, compression=None if k.compression == "none" else k.compression,
                 max_block_ms=int(self.settings.server.ingest_wait_s * 1000),
             )
+        if self.settings.traces.enabled:
+            from ingest.kafka_spans import SpanProducer
+
+            self.span_producer = SpanProducer(
+                k.bootstrap, k.topics.spans, by="trace", compression=None if k.compression == "none" else k.compression,
+                max_block_ms=int(self.settings.server.ingest_wait_s * 1000),
+            )
 
     def start_worker(self) -> None:
         """For `aiops worker`: the store, silences, alert caches and outbox; detection is driven by aiops.worker.
 
-        Workers see no spans: the service map they group incidents by is the one the API processes save
-        (`refresh_service_map`).
+        The service map they group incidents by is merged from the parts the workers' span partitions
+        save (aiops.partition_traces) and re-read (`refresh_service_map`).
         """
         self.store.migrate()
         with self.store.begin() as conn:
             self._load_silences(conn)
-            self.traces.load(conn, self.clock())
+            self.traces.load(conn, self.clock(), parts=True)
             self.notifier.seed(repository.firing_alerts(conn), self.clock())
         self.outbox.start()
         self._started = True
 
-    def refresh_service_map(self) -> None:
-        """Re-read the traced service map that the processes taking spans save to the store."""
+    def refresh_service_map(self, max_age_s: float = 0.0) -> None:
+        """Re-read the traced service map the processes taking spans save to the store (unless read
+        less than `max_age_s` ago)."""
+        now = self.clock()
+        if now - self._map_read_at < max_age_s:
+            return
         with self.store.begin() as conn:
-            self.traces.load(conn, self.clock())
+            self.traces.load(conn, now, parts=True)
+        self._map_read_at = now
 
     def stop_worker(self) -> None:
         self._started = False
@@ -230,15 +244,16 @@ class Service:
         self._started = False
         self.executor.stop()
         if self.producer is not None:
-            for producer in (self.producer, self.log_producer):
+            for producer in (self.producer, self.log_producer, self.span_producer):
                 if producer is not None:
                     producer.flush()
                     producer.close()
         else:
             self.forecasts.stop()
             self.pipeline.stop(drain=True)
-        with self.store.begin() as conn:
-            self.traces.save(conn, self.clock())
+        if not self.api_only:  # api-only: the workers save the map, in parts
+            with self.store.begin() as conn:
+                self.traces.save(conn, self.clock())
         self.outbox.stop()
         self.store.close()
 

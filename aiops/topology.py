@@ -22,7 +22,7 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-__all__ = ["Edge", "ServiceMap"]
+__all__ = ["Edge", "ServiceMap", "merge_states"]
 
 _VERSION = 1
 
@@ -119,3 +119,15 @@ class ServiceMap:
         with self._lock:
             self._traced = edges
             self._rebuild()
+
+
+def merge_states(states: list[dict[str, Any]]) -> dict[str, Any]:
+    """One map state from several (the whole map saved by a process, parts saved by workers' partitions):
+    an edge found in more than one keeps the figures of the latest seen."""
+    edges: dict[tuple[str, str], dict[str, Any]] = {}
+    for state in states:
+        for row in state["edges"]:
+            key = (row["caller"], row["callee"])
+            if key not in edges or (row.get("last_seen") or 0) >= (edges[key].get("last_seen") or 0):
+                edges[key] = row
+    return {"version": _VERSION, "edges": list(edges.values())}

@@ -30,7 +30,7 @@ from sqlalchemy import Connection
 
 from aiops.settings import DetectionRule, DetectionSettings, TracesSettings
 from aiops.store import repository
-from aiops.topology import ServiceMap
+from aiops.topology import ServiceMap, merge_states
 from detectors import MetricBatch
 from detectors.red import RedAggregator, RedPoints, SpanBatch
 from detectors.registry import default_registry
@@ -55,8 +55,9 @@ class NewEdge:
 
 class TraceMonitor:
     def __init__(self, settings: TracesSettings, registry: SeriesRegistry, service_map: ServiceMap,
-                 save_every_s: float = 300.0) -> None:
+                 save_every_s: float = 300.0, checkpoint: str = CHECKPOINT_NAME) -> None:
         self.settings = settings
+        self.checkpoint = checkpoint  # a worker's monitor of one partition saves its own part of the map
         self.save_every_s = save_every_s  # the map's totals are saved this often (and when an edge appears)
         self._saved_at = float("-inf")
         self.registry = registry
@@ -70,6 +71,14 @@ class TraceMonitor:
         """Fold spans in: the closed intervals' points and the edges new to the service map."""
         with self._lock:
             points, _ = self.aggregator.add(spans)
+            new = self._update_map()
+            batch = self._points(points) if points is not None else MetricBatch.empty()
+        return batch, new
+
+    def flush(self) -> tuple[MetricBatch, list[NewEdge]]:
+        """Close every open interval (spans stopped coming): their points, and edges new to the map."""
+        with self._lock:
+            points = self.aggregator.flush()
             new = self._update_map()
             batch = self._points(points) if points is not None else MetricBatch.empty()
         return batch, new
@@ -167,19 +176,36 @@ class TraceMonitor:
         return bool(self.save_every_s) and now - self._saved_at >= self.save_every_s
 
     def save(self, conn: Connection, now: float) -> None:
-        data = json.dumps(self.service_map.state_dict(), separators=(",", ":")).encode()
-        repository.save_checkpoint(conn, CHECKPOINT_NAME, data, now)
+        """The map's traced edges, and up to where intervals are closed (their late spans stay dropped)."""
+        state = {**self.service_map.state_dict(), "closed_before": self.aggregator.closed_before}
+        data = json.dumps(state, separators=(",", ":")).encode()  # -inf: JSON's -Infinity, read back by json
+        repository.save_checkpoint(conn, self.checkpoint, data, now)
         self._saved_at = now
 
-    def load(self, conn: Connection, now: float) -> None:
+    def load(self, conn: Connection, now: float, *, parts: bool = False) -> None:
+        """Restore the saved map; `parts`: merged with the parts the workers' partitions save
+        (`service-map:…`, aiops.partition_traces): the map a process that groups incidents reads."""
         self._saved_at = now
-        saved = repository.load_checkpoint(conn, CHECKPOINT_NAME)
-        if saved is None:
-            return
-        try:
-            self.service_map.load_state_dict(json.loads(saved[0]))
-        except (ValueError, KeyError, TypeError) as exc:  # an old or damaged checkpoint: traces rebuild it
-            log.warning("service map not restored: %s", exc)
+        states = []
+        own = repository.load_checkpoint(conn, self.checkpoint)
+        if own is not None and (state := _read_state(own[0])) is not None:
+            self.aggregator.closed_before = float(state.get("closed_before", float("-inf")))
+            states.append(state)
+        if parts:
+            saved = repository.load_checkpoints(conn, CHECKPOINT_NAME + ":").values()
+            states += [state for state in map(_read_state, saved) if state is not None]
+        if states:
+            self.service_map.load_state_dict(merge_states(states))
+
+
+def _read_state(data: bytes) -> dict | None:
+    try:
+        state = json.loads(data)
+        ServiceMap().load_state_dict(state)  # raises on a state of another version or shape
+        return state
+    except (ValueError, KeyError, TypeError) as exc:  # an old or damaged checkpoint: traces rebuild it
+        log.warning("service map not restored: %s", exc)
+        return None
 
 
 def with_trace_rules(detection: DetectionSettings, traces: TracesSettings) -> DetectionSettings:

@@ -49,10 +49,13 @@ from kafka.partitioner.default import murmur2
 from aiops.alerts import AlertEvent, AnomalyRecord
 from aiops.partition_logs import PartitionLogs
 from aiops.partition_state import PartitionState, load_applied, save_applied
+from aiops.partition_traces import PartitionTraces
 from aiops.pipeline import IngestItem
 from aiops.service import Service, topic_partitions
 from aiops.settings import Settings
+from detectors import MetricBatch
 from ingest.kafka_bus import KafkaBusError, MetricConsumer, MetricProducer, RebalanceHooks, Received, create_topics
+from ingest.kafka_spans import SpanProducer, decode_spans
 from ingest.registry import series_key
 
 __all__ = ["Worker", "WorkerError"]
@@ -88,10 +91,13 @@ class Worker:
         self.state = PartitionState(self.service.detection, self.service.registry, self.kafka.group)
         self.consumer: MetricConsumer | None = None
         self.publisher: KafkaProducer | None = None
-        self.counts: MetricProducer | None = None  # log count points to the metrics topic (logs enabled)
+        self.counts: MetricProducer | None = None  # log counts and RED points to the metrics topic
         self.logs: PartitionLogs | None = None  # the miners of the owned logs partitions (logs enabled)
+        self.traces: PartitionTraces | None = None  # the span stages of the owned spans partitions (traces enabled)
+        self.resolved: SpanProducer | None = None  # stage 1's spans, with callers, to kafka.topics.spans_by_service
         self.points = 0  # points scored since start
         self.log_records = 0  # log lines mined since start
+        self.spans = 0  # spans resolved (stage 1) since start
         self._queue: queue.Queue[Received] = queue.Queue()
         self._busy = threading.Lock()  # held while the pipeline thread works, and in rebalance hooks
         self._done: list[Received] = []
@@ -121,12 +127,25 @@ class Worker:
             )
             self._n_partitions = len(self.publisher.partitions_for(k.topics.metrics) or ()) or 1
             n_logs = len(self.publisher.partitions_for(k.topics.logs) or ()) if self.settings.logs.enabled else 0
+            traced = self.settings.traces.enabled and all(
+                self.publisher.partitions_for(t) for t in (k.topics.spans, k.topics.spans_by_service))
         except KafkaError as exc:
             raise KafkaBusError(f"cannot reach Kafka at {k.bootstrap}: {exc}") from exc
         topics = [k.topics.metrics, *(m.topic for m in k.mappings)]
         decoders = _mapping_decoders(k.mappings, self.service.registry, self.clock)
         if self.settings.logs.enabled and not n_logs:
             log.warning("logs topic missing: no log records are mined here", extra={"topic": k.topics.logs})
+        compression = None if k.compression == "none" else k.compression
+        if n_logs or traced:
+            self.counts = MetricProducer(k.bootstrap, k.topics.metrics, self.service.registry, compression=compression)
+        if self.settings.traces.enabled and not traced:
+            log.warning("span topics missing: no spans are aggregated here", extra={"topic": k.topics.spans})
+        if traced:
+            self.traces = PartitionTraces(self.settings.traces, self.service.registry, k.group, k.topics.spans,
+                                          k.topics.spans_by_service, clock=self.clock)
+            self.resolved = SpanProducer(k.bootstrap, k.topics.spans_by_service, by="service", compression=compression)
+            topics += [k.topics.spans, k.topics.spans_by_service]
+            decoders[k.topics.spans] = decoders[k.topics.spans_by_service] = decode_spans
         if n_logs:
             from ingest.kafka_logs import decode_logs
 
@@ -134,8 +153,6 @@ class Worker:
                                       self.service.store, max_future_skew_s=self.settings.ingest.max_future_skew_s,
                                       reread_s=SERVICE_MAP_REFRESH_S, clock=self.clock)
             self.pipeline.log_context = self.logs
-            self.counts = MetricProducer(k.bootstrap, k.topics.metrics, self.service.registry,
-                                         compression=None if k.compression == "none" else k.compression)
             topics.append(k.topics.logs)
             decoders[k.topics.logs] = decode_logs
         self.consumer = MetricConsumer(
@@ -187,9 +204,10 @@ class Worker:
         if self.publisher is not None:
             self.publisher.close(timeout=10)
             self.publisher = None
-        if self.counts is not None:
-            self.counts.close()
-            self.counts = None
+        for producer in (self.counts, self.resolved):
+            if producer is not None:
+                producer.close()
+        self.counts = self.resolved = None
         self.service.stop_worker()
         log.info("worker stopped", extra={"points": self.points})
 
@@ -245,14 +263,26 @@ class Worker:
 
     def _process(self, records: list[Received]) -> None:
         now = self.clock()
-        todo, logs = [], []
+        todo, logs, spans, by_service = [], [], [], []
         for r in records:
             tp = TopicPartition(r.topic, r.partition)
             if r.offset < self._skip_below.get(tp, 0):
                 continue  # already in the state loaded for this partition
-            (logs if self.logs is not None and r.topic == self.logs.topic else todo).append(r)
+            if self.logs is not None and r.topic == self.logs.topic:
+                logs.append(r)
+            elif self.traces is not None and r.topic == self.traces.spans_topic:
+                spans.append(r)
+            elif self.traces is not None and r.topic == self.traces.by_service_topic:
+                by_service.append(r)
+            else:
+                todo.append(r)
         if logs:
             self._mine(logs, now)
+        if spans:
+            self._resolve(spans)
+        held = {id(r) for r in by_service}
+        if by_service:
+            self._aggregate(by_service, now)
         if todo:
             stored = [r.offset < self._applied.get(TopicPartition(r.topic, r.partition), 0) for r in todo]
             mask = np.repeat(np.array(stored), [len(r.batch) for r in todo]) if any(stored) else None
@@ -274,7 +304,7 @@ class Worker:
             tp = TopicPartition(r.topic, r.partition)
             self._next[tp] = max(self._next.get(tp, 0), r.offset + 1)
         with self._done_lock:
-            self._done.extend(records)
+            self._done.extend(r for r in records if id(r) not in held)  # held: done when their intervals close
 
     def _mine(self, records: list[Received], now: float) -> None:
         """Log records: mined by their partition's miner; closed intervals' counts produced to the metrics
@@ -300,6 +330,50 @@ class Worker:
         if produced:
             self.counts.flush()
 
+    def _resolve(self, records: list[Received]) -> None:
+        """Stage 1 of spans: name each span's caller (its trace is on this partition), send on by service.
+        Flushed before the records are reported done."""
+        sent = 0
+        for r in records:  # a loop over Kafka records (each many spans)
+            resolved = self.traces.resolve(TopicPartition(r.topic, r.partition), r.batch)
+            sent += self.resolved.send(resolved) if len(resolved) else 0
+            self.spans += len(r.batch)
+        if sent:
+            self.resolved.flush()
+
+    def _aggregate(self, records: list[Received], now: float) -> None:
+        """Stage 2 of spans: RED and edge figures of closed intervals to the metrics topic (flushed), new
+        edges recorded; records are reported done once their intervals are emitted."""
+        points, edges = [], []
+        for r in records:
+            batch, new = self.traces.aggregate(TopicPartition(r.topic, r.partition), r, r.batch)
+            points.append(batch)
+            edges += new
+        self._emit_red(points, edges, now)
+
+    def _emit_red(self, points: list, edges: list, now: float) -> None:
+        batch = MetricBatch.concat(points) if points else MetricBatch.empty()
+        if len(batch):
+            self.counts.send(batch)
+            self.counts.flush()
+        if edges:
+            self._record_edges(edges, now)
+        released = self.traces.release()
+        if released:
+            with self._done_lock:
+                self._done.extend(released)
+
+    def _record_edges(self, edges: list, now: float) -> None:
+        """Edges new to the map as change events (once: the merged map in the store knows older ones), the
+        partitions' map parts saved, and the merged map re-read (incident grouping sees them at once)."""
+        fresh = [e for e in edges if not self.service.service_map.known(e.caller, e.callee)]
+        with self.service.store.begin() as conn:
+            if fresh:
+                self.service.traces.record_new_edges(conn, fresh, now)
+            self.traces.save(conn, list(self.traces.monitors), now)
+        self.service.refresh_service_map()
+        self._map_read_at = now
+
     def _produce_counts(self, points: list[dict], now: float) -> int:
         if not points:
             return 0
@@ -314,6 +388,9 @@ class Worker:
             produced = sum(self._produce_counts(logs.tick(now), now) for logs in self.logs.owned.values())
             if produced:
                 self.counts.flush()
+        if self.traces is not None:  # intervals left open by partitions whose spans stopped coming
+            batch, edges = self.traces.close_idle(now)
+            self._emit_red([batch], edges, now)
         every = self.kafka.checkpoint_every_s
         if every and now - self._last_checkpoint >= every:
             self._checkpoint(list(self._next))
@@ -331,6 +408,8 @@ class Worker:
             written = self.state.save(conn, offsets, now)
             if self.logs is not None:
                 written += self.logs.save(conn, offsets, now)
+            if self.traces is not None:
+                self.traces.save(conn, tps, now)
         log.info("partition state saved", extra={"partitions": len(offsets), "bytes": written})
 
     def _publish(self, anomalies: list[AnomalyRecord], alert_ids: list[int], events: list[AlertEvent]) -> None:
@@ -363,6 +442,8 @@ class Worker:
             self.state.forget(partitions)
             if self.logs is not None:
                 self.logs.forget(partitions)
+            if self.traces is not None:
+                self.traces.forget(partitions)
             for tp in partitions:
                 for table in (self._next, self._skip_below, self._applied):
                     table.pop(tp, None)
@@ -382,6 +463,8 @@ class Worker:
             loaded = self.state.load(conn, partitions)
             if self.logs is not None:
                 loaded.update(self.logs.load(conn, partitions))
+            if self.traces is not None:
+                self.traces.load(conn, partitions, self.clock())
             self._skip_below.update(loaded)
             self._applied.update(load_applied(conn, self.kafka.group, partitions))
             members = {self.service.registry.key(int(sid)) for tp in partitions for sid in self.state.series_of(tp)}

@@ -140,6 +140,9 @@ class ParentIndex:
     def __contains__(self, span_id: object) -> bool:
         return span_id in self._service
 
+    def has_open(self) -> bool:
+        return bool(self._open or self._open_edges)
+
     def callers(self, spans: SpanBatch) -> np.ndarray:
         """Per span, its parent's service ("" for a root or an unknown parent); remembers the batch's ids."""
         for sid, svc in zip(spans.span_id.tolist(), spans.service.tolist()):  # ids → service: a dict, bounded
@@ -206,6 +209,9 @@ class RedAggregator:
     def flush(self) -> RedPoints | None:
         """Close every open interval (at shutdown, when spans stop coming, in tests); spans of them are late after."""
         return self._close(float("inf"))
+
+    def has_open(self) -> bool:
+        return bool(self._open or self._open_edges)
 
     def callers(self, spans: SpanBatch) -> np.ndarray:
         if spans.caller is not None:

@@ -44,6 +44,7 @@ __all__ = [
     "list_audit",
     "page",
     "load_checkpoint",
+    "load_checkpoints",
     "load_series",
     "save_checkpoint",
     "update_alert",
@@ -263,6 +264,13 @@ def save_checkpoint(conn: Connection, name: str, data: bytes, now: float) -> Non
 def load_checkpoint(conn: Connection, name: str) -> tuple[bytes, float] | None:
     row = conn.execute(select(checkpoints.c.data, checkpoints.c.created_at).where(checkpoints.c.name == name)).first()
     return (bytes(row.data), row.created_at) if row else None
+
+
+def load_checkpoints(conn: Connection, prefix: str) -> dict[str, bytes]:
+    """Every checkpoint whose name starts with `prefix` (`%` and `_` in it match literally)."""
+    rows = conn.execute(select(checkpoints.c.name, checkpoints.c.data)
+                        .where(checkpoints.c.name.startswith(prefix, autoescape=True)))
+    return {row.name: bytes(row.data) for row in rows}
 
 
 def page(conn: Connection, stmt, id_col, q: ListQuery) -> Page:

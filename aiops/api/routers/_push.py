@@ -78,3 +78,16 @@ async def _eventually(attempt: Callable[[], bool], wait_s: float) -> bool:
             return True
         delay = min(delay * 2, 0.05)
     return False
+
+
+async def produce(send: Callable[[object], int], items: object, what: str) -> bool:
+    """api-only: `items` to their Kafka topic through `send` (a producer's, in a thread: it may wait for
+    buffer space); False when the buffer stayed full or the broker failed (the caller answers 503)."""
+    from ingest.kafka_bus import KafkaBusError
+
+    try:
+        await asyncio.to_thread(send, items)
+        return True
+    except (BusFull, KafkaBusError) as exc:
+        log.warning("%s not produced to Kafka: %s", what, exc)
+        return False

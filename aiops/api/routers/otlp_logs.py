@@ -37,7 +37,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from aiops.api.deps import ServiceDep
-from aiops.api.routers._push import publish, wait_for_room
+from aiops.api.routers._push import produce, publish, wait_for_room
 from aiops.api.routers.otlp_http import (
     STATUS_DOC, UNIMPLEMENTED, Answer, Refused, Signal, negotiate, read_export, saturated, status,
 )
@@ -66,7 +66,7 @@ async def handle_logs_export(service: Service, request: Request) -> Answer:
     except Refused as refused:
         return refused.answer
     if decoded.records and service.log_producer is not None:  # api-only: the workers mine them
-        if not await _produce(service, decoded.records):
+        if not await produce(service.log_producer.send, decoded.records, "logs"):
             return saturated(service, media)
     elif decoded.records:
         if not await wait_for_room(service, service.settings.server.ingest_wait_s):
@@ -78,18 +78,6 @@ async def handle_logs_export(service: Service, request: Request) -> Answer:
     telemetry.log_records.labels(outcome="accepted").inc(len(decoded.records))
     telemetry.log_records.labels(outcome="rejected").inc(len(decoded.rejected))
     return SIGNAL.accepted(service, media, len(decoded.rejected), decoded.error_message())
-
-
-async def _produce(service: Service, records: list) -> bool:
-    """api-only: the records to the logs topic (in a thread: the producer may wait for buffer space)."""
-    from ingest.kafka_bus import KafkaBusError
-
-    try:
-        await asyncio.to_thread(service.log_producer.send, records)
-        return True
-    except (BusFull, KafkaBusError) as exc:
-        log.warning("logs not produced to Kafka: %s", exc)
-        return False
 
 
 async def _publish_points(service: Service, points: list[dict], now: float) -> None:

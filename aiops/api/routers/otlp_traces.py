@@ -15,6 +15,8 @@ in JSON or binary protobuf, optionally gzip/deflate; the answer in the request's
 Decoding is `ingest.otlp_traces`; the spans go to `Service.traces` (`aiops.traces.TraceMonitor`), whose
 closed intervals become metric points published like any other; a new service-map edge is recorded
 as a change event and the map saved (also every `detection.checkpoint_every_s`), off the event loop.
+In `server.mode: api-only` the spans go to `kafka.topics.spans` instead (by trace id; 503 when the
+producer's buffer stays full), and the workers aggregate them (aiops.partition_traces).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from aiops.api.deps import ServiceDep
-from aiops.api.routers._push import publish, wait_for_room
+from aiops.api.routers._push import produce, publish, wait_for_room
 from aiops.api.routers.otlp_http import (
     STATUS_DOC, UNIMPLEMENTED, Answer, Refused, Signal, negotiate, read_export, saturated, status,
 )
@@ -55,7 +57,10 @@ async def handle_export(service: Service, request: Request) -> Answer:
     except Refused as refused:
         return refused.answer
     telemetry = service.telemetry
-    if len(decoded.spans):
+    if len(decoded.spans) and service.span_producer is not None:  # api-only: the workers aggregate them
+        if not await produce(service.span_producer.send, decoded.spans, "spans"):
+            return saturated(service, media)
+    elif len(decoded.spans):
         wait_s = service.settings.server.ingest_wait_s
         if not await wait_for_room(service, wait_s):
             return saturated(service, media)

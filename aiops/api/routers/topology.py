@@ -1,6 +1,7 @@
 """GET /api/v1/topology: the service dependency map, traced edges merged with the configured map.
 
-Traced edges come from spans posted to /v1/traces; configured ones from
+Traced edges come from spans posted to /v1/traces (in `server.mode: api-only`, from the map the
+workers save: re-read when older than `MAP_MAX_AGE_S`); configured ones from
 `alerting.incidents.topology`, for the services traces do not show calling anything (see
 `aiops.topology`). Incident grouping and root-cause ranking use this same map.
 """
@@ -17,6 +18,8 @@ from aiops.api.deps import ServiceDep
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1", tags=["topology"])
+
+MAP_MAX_AGE_S = 5.0
 
 
 class TopologyNode(BaseModel):
@@ -44,6 +47,8 @@ class Topology(BaseModel):
 
 @router.get("/topology", response_model=Topology, summary="The service dependency map (traced and configured)")
 def get_topology(service: ServiceDep) -> Topology:
+    if service.api_only:
+        service.refresh_service_map(max_age_s=MAP_MAX_AGE_S)
     edges = service.service_map.edges()
     traced = {s for e in edges if e.source == "traced" for s in (e.caller, e.callee)}
     names = sorted({s for e in edges for s in (e.caller, e.callee)})
