@@ -8,7 +8,15 @@
 
 Stage 1 (`resolve`) keeps one `ParentIndex` per owned spans partition, in memory only: after a
 rebalance the new owner starts with an empty index, so a child whose parent came before the move is
-counted in its service but not on an edge (for at most one trace's lifetime).
+counted in its service but not on an edge (for at most one trace's lifetime). Each resolved record
+carries its spans partition and that partition's watermark (the latest span end it has seen).
+
+Stage 2 merges several streams (one per spans partition), which run ahead of each other — a worker
+behind on its partitions sends older spans. So an interval closes by event-time watermark, as stream
+processors do: once *every* source partition is `grace_s` past its end — the minimum of the sources'
+watermarks over every partition of the spans topic, leaving out a source silent for `interval_s +
+grace_s` of wall time (it has nothing to add, and must not hold the others back). A partition whose sources all fall silent closes its open
+intervals after that long too (`close_idle`).
 
 Stage 2 keeps one `TraceMonitor` per owned spans-by-service partition: its aggregator's open intervals
 and its part of the service map. Open intervals are not checkpointed (that would be every span of the
@@ -68,25 +76,31 @@ class PartitionTraces:
     """The resolvers and aggregators of the spans partitions a worker owns, and their checkpoints."""
 
     def __init__(self, settings: TracesSettings, registry: SeriesRegistry, group: str, spans_topic: str,
-                 by_service_topic: str, clock: Callable[[], float] = time.time) -> None:
+                 by_service_topic: str, n_sources: int, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.registry = registry
         self.group = group
         self.spans_topic = spans_topic
         self.by_service_topic = by_service_topic
         self.clock = clock
+        self.n_sources = n_sources  # partitions of the spans topic: the streams stage 2 merges
         self.resolvers: dict[TopicPartition, ParentIndex] = {}
         self.monitors: dict[TopicPartition, TraceMonitor] = {}
         self._held: dict[TopicPartition, deque[_Held]] = {}
         self._last_span: dict[TopicPartition, float] = {}  # when a partition's last spans came (clock)
+        self._watermarks: dict[TopicPartition, float] = {}  # stage 1: latest span end per spans partition
+        self._sources: dict[TopicPartition, dict[int, tuple[float, float]]] = {}  # stage 2: source → (watermark, clock)
 
     # -- stage 1 ---------------------------------------------------------------------------------
 
-    def resolve(self, tp: TopicPartition, spans: SpanBatch) -> SpanBatch:
+    def resolve(self, tp: TopicPartition, spans: SpanBatch) -> tuple[SpanBatch, float]:
+        """The spans stage 2 needs, with callers, and the partition's watermark."""
         index = self.resolvers.get(tp)
         if index is None:
             index = self.resolvers[tp] = ParentIndex(self.settings.max_span_ids)
-        return resolve(index, spans)
+        if len(spans):
+            self._watermarks[tp] = max(self._watermarks.get(tp, 0.0), float(spans.end_s.max()))
+        return resolve(index, spans), self._watermarks.get(tp, 0.0)
 
     # -- stage 2 ---------------------------------------------------------------------------------
 
@@ -97,16 +111,31 @@ class PartitionTraces:
                                                        checkpoint=part_name(self.group, tp))
         return monitor
 
-    def aggregate(self, tp: TopicPartition, record, spans: SpanBatch) -> tuple[MetricBatch, list[NewEdge]]:
+    def aggregate(self, tp: TopicPartition, record, spans: SpanBatch, source: int | None = None,
+                  watermark: float | None = None) -> tuple[MetricBatch, list[NewEdge]]:
         """Fold a record's spans into its partition's intervals: the closed intervals' points, new edges.
 
         The record is held until those intervals close (`release`)."""
         monitor = self._monitor(tp)
+        now = self.clock()
         interval = monitor.aggregator.interval_s
         until = math.floor(float(spans.end_s.max()) / interval) * interval + interval if len(spans) else -math.inf
         self._held.setdefault(tp, deque()).append(_Held(record, until))
-        self._last_span[tp] = self.clock()
-        return monitor.observe(spans)
+        self._last_span[tp] = now
+        return monitor.observe(spans, self._merged_watermark(tp, source, watermark, now))
+
+    def _merged_watermark(self, tp: TopicPartition, source: int | None, watermark: float | None,
+                          now: float) -> float | None:
+        """The least watermark of the sources heard from lately (None: no sources known, close by span ends)."""
+        sources = self._sources.get(tp)
+        if sources is None:  # every source counts from the start: one not heard from yet may be behind
+            sources = self._sources[tp] = {p: (float("-inf"), now) for p in range(self.n_sources)}
+        if source is not None and watermark is not None:
+            seen = sources.get(source, (watermark, now))[0]
+            sources[source] = (max(seen, watermark), now)
+        quiet = self.settings.interval_s + self.settings.grace_s
+        live = [mark for mark, heard in sources.values() if now - heard < quiet]
+        return min(live) if live else None
 
     def release(self) -> list:
         """Records whose intervals have all closed (and been emitted): safe to commit, in order per partition."""
@@ -151,5 +180,5 @@ class PartitionTraces:
 
     def forget(self, tps: list[TopicPartition]) -> None:
         for tp in tps:
-            for table in (self.resolvers, self.monitors, self._held, self._last_span):
+            for table in (self.resolvers, self.monitors, self._held, self._last_span, self._watermarks, self._sources):
                 table.pop(tp, None)

@@ -67,10 +67,11 @@ class TraceMonitor:
         self._sids: dict[tuple[str, str, str], int] = {}
         self._seen: dict[tuple[str, str], tuple[int, int]] = {}  # edge → (calls, errors) already told to the map
 
-    def observe(self, spans: SpanBatch) -> tuple[MetricBatch, list[NewEdge]]:
-        """Fold spans in: the closed intervals' points and the edges new to the service map."""
+    def observe(self, spans: SpanBatch, watermark: float | None = None) -> tuple[MetricBatch, list[NewEdge]]:
+        """Fold spans in: the closed intervals' points and the edges new to the service map
+        (`watermark`: see RedAggregator.add)."""
         with self._lock:
-            points, _ = self.aggregator.add(spans)
+            points, _ = self.aggregator.add(spans, watermark)
             new = self._update_map()
             batch = self._points(points) if points is not None else MetricBatch.empty()
         return batch, new

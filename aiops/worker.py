@@ -127,8 +127,8 @@ class Worker:
             )
             self._n_partitions = len(self.publisher.partitions_for(k.topics.metrics) or ()) or 1
             n_logs = len(self.publisher.partitions_for(k.topics.logs) or ()) if self.settings.logs.enabled else 0
-            traced = self.settings.traces.enabled and all(
-                self.publisher.partitions_for(t) for t in (k.topics.spans, k.topics.spans_by_service))
+            n_spans = len(self.publisher.partitions_for(k.topics.spans) or ()) if self.settings.traces.enabled else 0
+            traced = bool(n_spans and self.publisher.partitions_for(k.topics.spans_by_service))
         except KafkaError as exc:
             raise KafkaBusError(f"cannot reach Kafka at {k.bootstrap}: {exc}") from exc
         topics = [k.topics.metrics, *(m.topic for m in k.mappings)]
@@ -142,7 +142,7 @@ class Worker:
             log.warning("span topics missing: no spans are aggregated here", extra={"topic": k.topics.spans})
         if traced:
             self.traces = PartitionTraces(self.settings.traces, self.service.registry, k.group, k.topics.spans,
-                                          k.topics.spans_by_service, clock=self.clock)
+                                          k.topics.spans_by_service, n_spans, clock=self.clock)
             self.resolved = SpanProducer(k.bootstrap, k.topics.spans_by_service, by="service", compression=compression)
             topics += [k.topics.spans, k.topics.spans_by_service]
             decoders[k.topics.spans] = decoders[k.topics.spans_by_service] = decode_spans
@@ -335,9 +335,9 @@ class Worker:
         Flushed before the records are reported done."""
         sent = 0
         for r in records:  # a loop over Kafka records (each many spans)
-            resolved = self.traces.resolve(TopicPartition(r.topic, r.partition), r.batch)
-            sent += self.resolved.send(resolved) if len(resolved) else 0
-            self.spans += len(r.batch)
+            resolved, watermark = self.traces.resolve(TopicPartition(r.topic, r.partition), r.batch.spans)
+            sent += self.resolved.send(resolved, r.partition, watermark) if len(resolved) else 0
+            self.spans += len(r.batch.spans)
         if sent:
             self.resolved.flush()
 
@@ -346,7 +346,7 @@ class Worker:
         edges recorded; records are reported done once their intervals are emitted."""
         points, edges = [], []
         for r in records:
-            batch, new = self.traces.aggregate(TopicPartition(r.topic, r.partition), r, r.batch)
+            batch, new = self.traces.aggregate(TopicPartition(r.topic, r.partition), r, *r.batch)
             points.append(batch)
             edges += new
         self._emit_red(points, edges, now)

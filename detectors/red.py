@@ -177,16 +177,20 @@ class RedAggregator:
     _open_edges: dict[float, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = field(default_factory=dict)
     edges: dict[tuple[str, str], EdgeStats] = field(default_factory=dict)
 
-    def add(self, spans: SpanBatch) -> tuple[RedPoints | None, list[tuple[str, str]]]:
+    def add(self, spans: SpanBatch, watermark: float | None = None) -> tuple[RedPoints | None, list[tuple[str, str]]]:
         """Fold spans in; returns the closed intervals' RED points with their edge figures (or None) and
-        caller→callee edges seen for the first time."""
+        caller→callee edges seen for the first time.
+
+        Intervals close by the latest span end seen, or by `watermark` when given: the time every input
+        has reached (spans merged from several streams, aiops.partition_traces)."""
         if not len(spans):
             return None, []
+        reached = float(spans.end_s.max()) if watermark is None else watermark
         bucket = np.floor(spans.end_s / self.interval_s) * self.interval_s
         late = bucket + self.interval_s <= self.closed_before
         if late.any():
             self.late += int(late.sum())
-            self._watermark = max(self._watermark, float(spans.end_s.max()))
+            self._watermark = max(self._watermark, reached)
             if late.all():
                 return self._close(self._watermark - self.grace_s), []
             spans, bucket = spans.take(~late), bucket[~late]
@@ -197,7 +201,7 @@ class RedAggregator:
                                np.int64, len(idx))
             self._fold(self._open, bucket[idx], keys, spans.duration_ms[idx], spans.error[idx])
         new_edges = self._edges(spans, bucket)
-        self._watermark = max(self._watermark, float(spans.end_s.max()))
+        self._watermark = max(self._watermark, reached)
         return self._close(self._watermark - self.grace_s), new_edges
 
     @staticmethod

@@ -21,7 +21,10 @@ One Kafka record holds many spans as JSON columns (msgspec); names are a table:
      "trace": [str, …],          raw records: trace id (hex)
      "span": [str, …],           raw records: span id
      "parent": [str, …],         raw records: parent span id, "" for a root
-     "caller": [int, …]}         resolved records: index of the parent's service in `names`, -1 none
+     "caller": [int, …],         resolved records: index of the parent's service in `names`, -1 none
+     "src": int,                 resolved records: the spans partition they were resolved from
+     "wm": float}                resolved records: the latest span end that partition had seen (its
+                                 watermark: the aggregator closes an interval once every source is past it)
 
 Partitions: by service, Kafka's default partitioner (murmur2 of the UTF-8 name), as for a keyed
 record; by trace id, the id's low 32 bits modulo the partition count — W3C trace ids are random, so
@@ -34,7 +37,7 @@ record goes to the dead-letter topic like a bad metric record.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import msgspec
 import numpy as np
@@ -45,7 +48,7 @@ from detectors.red import SpanBatch
 from ingest.kafka_bus import TopicProducer
 from ingest.kafka_codec import RecordError
 
-__all__ = ["SPAN_VERSION", "SpanProducer", "decode_spans", "encode_spans", "service_partition", "trace_partitions"]
+__all__ = ["SPAN_VERSION", "SpanProducer", "SpanRecord", "decode_spans", "encode_spans", "service_partition", "trace_partitions"]
 
 SPAN_VERSION = 1
 _MAX_NAME = 1024
@@ -64,6 +67,16 @@ class _Record(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     span: list[str] | None = None
     parent: list[str] | None = None
     caller: list[int] | None = None
+    src: int | None = None
+    wm: float | None = None
+
+
+class SpanRecord(NamedTuple):
+    """What one span record holds: the spans, and for resolved ones their source partition and its watermark."""
+
+    spans: SpanBatch
+    source: int | None = None
+    watermark: float | None = None
 
 
 _decoder = msgspec.json.Decoder(_Record)
@@ -81,8 +94,9 @@ def trace_partitions(trace_id: np.ndarray, n_partitions: int) -> np.ndarray:
     return low % n_partitions
 
 
-def encode_spans(spans: SpanBatch, *, raw: bool) -> bytes:
-    """One record of `spans`: raw (trace, span and parent ids) or resolved (caller service names)."""
+def encode_spans(spans: SpanBatch, *, raw: bool, source: int | None = None, watermark: float | None = None) -> bytes:
+    """One record of `spans`: raw (trace, span and parent ids) or resolved (caller service names, and the
+    source partition with its watermark)."""
     names, inverse = np.unique(np.concatenate([spans.service, spans.operation, *(
         [] if raw or spans.caller is None else [spans.caller])]).astype(str), return_inverse=True)
     n = len(spans)
@@ -99,10 +113,12 @@ def encode_spans(spans: SpanBatch, *, raw: bool) -> bytes:
         caller = inverse[2 * n:].copy()
         caller[spans.caller == ""] = -1
         record.caller = caller.tolist()
+    if not raw:
+        record.src, record.wm = source, watermark
     return _encoder.encode(record)
 
 
-def decode_spans(value: bytes | None) -> SpanBatch:
+def decode_spans(value: bytes | None) -> SpanRecord:
     """The spans a record holds (callers resolved when it carries them); `RecordError` if it is not valid."""
     if not value:
         raise RecordError("empty span record")
@@ -121,6 +137,8 @@ def decode_spans(value: bytes | None) -> SpanBatch:
         raise RecordError(f"span record columns differ in length from end ({n}): {uneven}")
     if (rec.trace is None) != (rec.span is None) or (rec.span is None) != (rec.parent is None):
         raise RecordError("a raw span record needs trace, span and parent together")
+    if rec.wm is not None and not (rec.wm > 0 and rec.wm < float("inf")) or (rec.src is not None and rec.src < 0):
+        raise RecordError("src and wm: a partition >= 0 and finite positive unix seconds")
     if any(len(name) > _MAX_NAME for name in rec.names):
         raise RecordError(f"a name is longer than {_MAX_NAME} characters")
     names = np.array(rec.names + [""], dtype=object)  # [-1]: "" (no caller)
@@ -139,9 +157,10 @@ def decode_spans(value: bytes | None) -> SpanBatch:
     def ids(column: list[str] | None) -> np.ndarray:
         return np.array(column if column is not None else [""] * n, dtype=object)
 
-    return SpanBatch(ids(rec.span), ids(rec.parent), names[service], names[op], end, dur,
-                     np.array(rec.err, dtype=bool), np.array(rec.counted, dtype=bool),
-                     None if rec.trace is None else ids(rec.trace), None if caller is None else names[caller])
+    spans = SpanBatch(ids(rec.span), ids(rec.parent), names[service], names[op], end, dur,
+                      np.array(rec.err, dtype=bool), np.array(rec.counted, dtype=bool),
+                      None if rec.trace is None else ids(rec.trace), None if caller is None else names[caller])
+    return SpanRecord(spans, rec.src, rec.wm)
 
 
 class SpanProducer(TopicProducer):
@@ -171,8 +190,10 @@ class SpanProducer(TopicProducer):
                 table[name] = service_partition(name, self.n_partitions)
         return np.array([table[name] for name in names.tolist()], dtype=np.int64)[inverse]
 
-    def send(self, spans: SpanBatch) -> int:
-        """Queue the spans for sending; returns the number of Kafka records. Thread-safe."""
+    def send(self, spans: SpanBatch, source: int | None = None, watermark: float | None = None) -> int:
+        """Queue the spans for sending; returns the number of Kafka records. Thread-safe.
+
+        Resolved spans carry the partition they were resolved from and its watermark."""
         if not len(spans):
             return 0
         partition = self.partitions(spans)
@@ -182,7 +203,8 @@ class SpanProducer(TopicProducer):
         for idx in np.split(order, cuts):  # a loop over partitions, then chunks of max_spans
             for start in range(0, len(idx), self.max_spans):
                 part = idx[start:start + self.max_spans]
-                records.append((int(partition[part[0]]), encode_spans(spans.take(part), raw=self.by == "trace")))
+                value = encode_spans(spans.take(part), raw=self.by == "trace", source=source, watermark=watermark)
+                records.append((int(partition[part[0]]), value))
         with self._sending() as producer:
             for p, value in records:
                 producer.send(self.topic, value=value, partition=p)

@@ -24,7 +24,8 @@ def _spans(caller=None) -> SpanBatch:
 
 def test_raw_spans_round_trip_with_their_ids():
     spans = _spans()
-    back = decode_spans(encode_spans(spans, raw=True))
+    back, source, watermark = decode_spans(encode_spans(spans, raw=True))
+    assert source is None and watermark is None
     for name in ("span_id", "parent_id", "service", "operation", "end_s", "duration_ms", "error", "counted", "trace_id"):
         np.testing.assert_array_equal(getattr(back, name), getattr(spans, name), err_msg=name)
     assert back.caller is None  # to be resolved by the owner of the trace's partition
@@ -32,9 +33,10 @@ def test_raw_spans_round_trip_with_their_ids():
 
 def test_resolved_spans_round_trip_with_callers_and_without_ids():
     spans = _spans(caller=np.array(["", "checkout", ""], dtype=object))
-    value = encode_spans(spans, raw=False)
+    value = encode_spans(spans, raw=False, source=2, watermark=1e9 + 5)
     assert b"5b8efff7" not in value and b'"caller":[-1,' in value
-    back = decode_spans(value)
+    back, source, watermark = decode_spans(value)
+    assert (source, watermark) == (2, 1e9 + 5)
     assert back.caller.tolist() == ["", "checkout", ""] and back.trace_id is None
     assert back.service.tolist() == ["checkout", "payments", "payments"] and back.error.tolist() == [False, True, False]
 
@@ -56,6 +58,8 @@ def test_traces_spread_over_partitions_by_the_ids_low_bits_and_services_by_murmu
     (lambda r: r.update(dur=[1.0, -0.5, 1.0]), "finite duration"),
     (lambda r: r.pop("parent"), "trace, span and parent together"),
     (lambda r: r.update(extra=1), "not a span record"),
+    (lambda r: r.update(src=-1), "src and wm"),
+    (lambda r: r.update(wm=0.0), "src and wm"),
 ])
 def test_bad_records_are_refused_with_the_reason(change, message):
     record = msgspec.json.decode(encode_spans(_spans(), raw=True))
