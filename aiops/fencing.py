@@ -40,7 +40,7 @@ class PartitionFenced(Exception):
         held = f"epoch {mine}" if mine is not None else "no epoch (never claimed here)"
         super().__init__(
             f"partition {tp.topic}[{tp.partition}] of group {group!r} is fenced: this worker holds {held}, "
-            f"the store has epoch {current} (a newer owner claimed it); nothing of the batch is stored"
+            f"the store has epoch {current} (a newer owner claimed it); nothing of this transaction is stored"
         )
 
 
