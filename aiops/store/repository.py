@@ -301,7 +301,8 @@ def hold_partition(conn: Connection, group: str, topic: str, partition: int, epo
 
 def partition_epoch(conn: Connection, group: str, topic: str, partition: int) -> int | None:
     """The partition's latest epoch (None: never claimed)."""
-    return conn.execute(select(partition_epochs.c.epoch).where(*_epoch_of(group, topic, partition))).scalar_one_or_none()
+    stmt = select(partition_epochs.c.epoch).where(*_epoch_of(group, topic, partition))
+    return conn.execute(stmt).scalar_one_or_none()
 
 
 def page(conn: Connection, stmt, id_col, q: ListQuery) -> Page:

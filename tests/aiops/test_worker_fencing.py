@@ -39,7 +39,8 @@ def _settings(bootstrap: str, store_url: str, tag: str, checkpoint_every_s: floa
         "store": {"url": store_url},
         "kafka": {
             "bootstrap": bootstrap,
-            "topics": {"metrics": f"m-{tag}", "dead_letter": f"dead-{tag}", "anomalies": f"anom-{tag}", "alerts": f"alerts-{tag}"},
+            "topics": {"metrics": f"m-{tag}", "dead_letter": f"dead-{tag}",
+                       "anomalies": f"anom-{tag}", "alerts": f"alerts-{tag}"},
             "group": f"g-{tag}", "partitions": PARTITIONS, "session_timeout_ms": 6000,
             "checkpoint_every_s": checkpoint_every_s,
         },
@@ -67,12 +68,15 @@ def _stored(store: StoreEngine, group: str, tps: list[TopicPartition]) -> tuple:
 
 
 @pytest.mark.parametrize("fenced_write", ["batch", "checkpoint"])
-def test_a_worker_whose_partitions_a_successor_claimed_stores_nothing_more_and_stops(kafka_bootstrap, tmp_path, fenced_write):
+def test_a_worker_whose_partitions_a_successor_claimed_stores_nothing_more_and_stops(
+    kafka_bootstrap, tmp_path, fenced_write
+):
     tag = uuid.uuid4().hex[:10]
     settings = _settings(kafka_bootstrap, f"sqlite:///{tmp_path / 'aiops.db'}", tag,
                          checkpoint_every_s=0 if fenced_write == "batch" else 0.5)
     k = settings.kafka
-    create_topics(kafka_bootstrap, {k.topics.metrics: PARTITIONS, k.topics.dead_letter: 1, k.topics.anomalies: 1, k.topics.alerts: 1})
+    create_topics(kafka_bootstrap, {k.topics.metrics: PARTITIONS, k.topics.dead_letter: 1,
+                                    k.topics.anomalies: 1, k.topics.alerts: 1})
     registry = SeriesRegistry()
     ids = np.array([registry.intern(series_key("cpu", {"host": f"h{i}"})) for i in range(10)])
     spiked = TopicPartition(k.topics.metrics, int(RecordCodec(registry).partitions_of(ids, PARTITIONS)[SPIKED]))
