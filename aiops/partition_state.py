@@ -11,7 +11,8 @@ The checkpoint's offset tells the worker which records to skip on replay (they a
 already). Checkpoints live in the store's `checkpoints` table as
 `partition:<group>:<topic>:<partition>` (detectors.checkpoint.pack: npz, no pickle), beside
 `applied:<group>:<topic>:<partition>`, the offset below which a record's effects (anomalies, alerts)
-are stored — written in the same transaction as those effects (aiops.worker).
+are stored — written in the same transaction as those effects (aiops.worker), and only while the
+worker still holds the partition's ownership epoch (aiops.fencing).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from kafka import TopicPartition
 from sqlalchemy import Connection
 
 from aiops.detection import DetectionRouter
+from aiops.fencing import PartitionEpochs
 from aiops.store import repository
 from detectors.checkpoint import CheckpointError, pack, unpack
 from ingest.registry import SeriesRegistry, grow_id_map, series_key
@@ -115,6 +117,9 @@ def load_applied(conn: Connection, group: str, tps: list[TopicPartition]) -> dic
     return out
 
 
-def save_applied(conn: Connection, group: str, offsets: dict[TopicPartition, int], now: float) -> None:
+def save_applied(conn: Connection, epochs: PartitionEpochs, offsets: dict[TopicPartition, int], now: float) -> None:
+    """Store the applied offsets of partitions this worker still owns (`PartitionFenced` otherwise):
+    called in the transaction that stores the offsets' effects, so a fenced batch stores nothing."""
+    epochs.check(conn, offsets)
     for tp, offset in offsets.items():
-        repository.save_checkpoint(conn, applied_name(group, tp), str(int(offset)).encode(), now)
+        repository.save_checkpoint(conn, applied_name(epochs.group, tp), str(int(offset)).encode(), now)

@@ -12,6 +12,10 @@ rebalance) are made harmless by two offsets per partition kept in the store (aio
   below it updates the detectors but stores nothing again, so no anomaly or alert is counted twice;
 - the state checkpoint's offset: records below it are already in the loaded detector state and are
   skipped altogether.
+Fencing (aiops.fencing): on assignment the worker claims each partition's ownership epoch in the store;
+the transactions that store a partition's effects or checkpoints first check it still holds it. A
+zombie (its session expired, a successor claimed the partition) gets PartitionFenced: nothing of its
+batch is stored or published, and the worker stops with WorkerError.
 Alerts are deduplicated by fingerprint in the store as well: a worker asks the store about a
 fingerprint it does not know before opening an alert (the previous owner may have opened it).
 
@@ -28,6 +32,7 @@ checkpoints, then leaves the group.
 Exceptions:
 
     WorkerError                   a batch could not be scored or stored: the worker stopped, uncommitted
+                                  (caused by aiops.fencing.PartitionFenced: a newer owner took a partition)
     ingest.kafka_bus.KafkaBusError  the broker could not be reached, or anomalies not published
 """
 
@@ -47,6 +52,7 @@ from kafka.errors import KafkaError
 from kafka.partitioner.default import murmur2
 
 from aiops.alerts import AlertEvent, AnomalyRecord
+from aiops.fencing import PartitionEpochs, PartitionFenced
 from aiops.partition_logs import PartitionLogs
 from aiops.partition_state import PartitionState, load_applied, save_applied
 from aiops.partition_traces import PartitionTraces
@@ -89,6 +95,7 @@ class Worker:
         self.service = service or Service(settings, clock=clock, role="worker")
         self.pipeline = self.service.pipeline
         self.state = PartitionState(self.service.detection, self.service.registry, self.kafka.group)
+        self.epochs = PartitionEpochs(self.kafka.group)  # the ownership epochs claimed at assignment
         self.consumer: MetricConsumer | None = None
         self.publisher: KafkaProducer | None = None
         self.counts: MetricProducer | None = None  # log counts and RED points to the metrics topic
@@ -198,7 +205,10 @@ class Worker:
             if self._error is None:
                 self._commit_done()
                 with self._busy:
-                    self._checkpoint(list(self._next))
+                    try:
+                        self._checkpoint(list(self._next))
+                    except PartitionFenced as exc:  # a zombie: its state is not the partition's any more
+                        self._error = exc
             self.consumer.close()  # leaving the group: no revocation callback, state is saved above
             self.consumer = None
         if self.publisher is not None:
@@ -295,7 +305,7 @@ class Worker:
                      for r in todo]
 
             def on_persist(conn, anomalies: list[AnomalyRecord], alert_ids: list[int], events: list[AlertEvent]) -> None:
-                save_applied(conn, self.kafka.group, applied, now)
+                save_applied(conn, self.epochs, applied, now)
                 self._publish(anomalies, alert_ids, events)  # before the commit: at-least-once downstream too
 
             self.pipeline.process(items, now, stored=mask, on_persist=on_persist)
@@ -322,7 +332,7 @@ class Worker:
             applied = {tp: r.offset + 1}
 
             def on_persist(conn, anomalies, alert_ids, events, applied=applied) -> None:
-                save_applied(conn, self.kafka.group, applied, now)
+                save_applied(conn, self.epochs, applied, now)
                 self._publish(anomalies, alert_ids, events)
 
             self.pipeline.persist(new, now, on_persist)
@@ -368,6 +378,7 @@ class Worker:
         partitions' map parts saved, and the merged map re-read (incident grouping sees them at once)."""
         fresh = [e for e in edges if not self.service.service_map.known(e.caller, e.callee)]
         with self.service.store.begin() as conn:
+            self.epochs.check(conn, list(self.traces.monitors))
             if fresh:
                 self.service.traces.record_new_edges(conn, fresh, now)
             self.traces.save(conn, list(self.traces.monitors), now)
@@ -405,11 +416,12 @@ class Worker:
         if not offsets:
             return
         with self.service.store.begin() as conn:
+            self.epochs.check(conn, offsets)
             written = self.state.save(conn, offsets, now)
             if self.logs is not None:
                 written += self.logs.save(conn, offsets, now)
             if self.traces is not None:
-                self.traces.save(conn, tps, now)
+                self.traces.save(conn, list(offsets), now)
         log.info("partition state saved", extra={"partitions": len(offsets), "bytes": written})
 
     def _publish(self, anomalies: list[AnomalyRecord], alert_ids: list[int], events: list[AlertEvent]) -> None:
@@ -440,6 +452,7 @@ class Worker:
                 except Exception:  # the next owner starts from the previous checkpoint: warm, a little behind
                     log.exception("partition state not saved on revocation")
             self.state.forget(partitions)
+            self.epochs.forget(partitions)
             if self.logs is not None:
                 self.logs.forget(partitions)
             if self.traces is not None:
@@ -460,6 +473,7 @@ class Worker:
     def _assign(self, partitions: list[TopicPartition]) -> None:
         owned = {tp.partition for tp in partitions if tp.topic == self.kafka.topics.metrics}  # eager: all it owns
         with self._busy, self.service.store.begin() as conn:
+            self.epochs.claim(conn, partitions, self.clock())  # first: a zombie's write now waits or is fenced
             loaded = self.state.load(conn, partitions)
             if self.logs is not None:
                 loaded.update(self.logs.load(conn, partitions))

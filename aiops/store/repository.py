@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, exists, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from aiops.store.schema import (
     alerts,
@@ -16,6 +17,7 @@ from aiops.store.schema import (
     change_event_labels,
     change_events,
     checkpoints,
+    partition_epochs,
     series,
     series_labels,
     silences,
@@ -27,6 +29,9 @@ __all__ = [
     "ListQuery",
     "Page",
     "append_audit",
+    "claim_partition",
+    "hold_partition",
+    "partition_epoch",
     "decode_cursor",
     "encode_cursor",
     "firing_alerts",
@@ -271,6 +276,41 @@ def load_checkpoints(conn: Connection, prefix: str) -> dict[str, bytes]:
     rows = conn.execute(select(checkpoints.c.name, checkpoints.c.data)
                         .where(checkpoints.c.name.startswith(prefix, autoescape=True)))
     return {row.name: bytes(row.data) for row in rows}
+
+
+# -- partition epochs (fencing, aiops.fencing) ------------------------------------------------------
+
+
+def _epoch_of(group: str, topic: str, partition: int) -> list:
+    t = partition_epochs
+    return [t.c.consumer_group == group, t.c.topic == topic, t.c.partition == partition]
+
+
+def claim_partition(conn: Connection, group: str, topic: str, partition: int, now: float) -> int:
+    """Become the partition's owner: its epoch raised by one (1 for the first owner), returned.
+
+    Insert-if-absent then an increment in place: two claimers never get the same epoch, on SQLite
+    (one writer) and on PostgreSQL (the row lock is held until the claimer's transaction ends)."""
+    t = partition_epochs
+    row = {"consumer_group": group, "topic": topic, "partition": partition, "epoch": 0, "claimed_at": now}
+    upsert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    conn.execute(upsert(t).on_conflict_do_nothing(), [row])
+    stmt = update(t).where(*_epoch_of(group, topic, partition)).values(epoch=t.c.epoch + 1, claimed_at=now)
+    return int(conn.execute(stmt.returning(t.c.epoch)).scalar_one())
+
+
+def hold_partition(conn: Connection, group: str, topic: str, partition: int, epoch: int) -> bool:
+    """Whether `epoch` is still the partition's latest: a compare-and-set that also locks the row (on
+    PostgreSQL) until the transaction ends, so no claim slips in between this check and the commit."""
+    t = partition_epochs
+    stmt = update(t).where(*_epoch_of(group, topic, partition), t.c.epoch == epoch).values(epoch=epoch)
+    return conn.execute(stmt).rowcount == 1
+
+
+def partition_epoch(conn: Connection, group: str, topic: str, partition: int) -> int | None:
+    """The partition's latest epoch (None: never claimed)."""
+    stmt = select(partition_epochs.c.epoch).where(*_epoch_of(group, topic, partition))
+    return conn.execute(stmt).scalar_one_or_none()
 
 
 def page(conn: Connection, stmt, id_col, q: ListQuery) -> Page:

@@ -44,6 +44,7 @@ __all__ = [
     "verification_watches",
     "switches",
     "forecasts",
+    "partition_epochs",
 ]
 
 # SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets 64-bit ids.
@@ -328,4 +329,14 @@ forecasts = Table(  # the latest forecast of each watched series
     Column("earliest", Float),  # crossing times of the far bound, yhat and the near bound; null: not within the horizon
     Column("likely", Float),
     Column("latest", Float),
+)
+
+partition_epochs = Table(  # who owns a Kafka partition's effects: the worker holding the latest epoch (aiops.fencing)
+    "partition_epochs",
+    metadata,
+    Column("consumer_group", String(255), primary_key=True),
+    Column("topic", String(255), primary_key=True),
+    Column("partition", Integer, primary_key=True),
+    Column("epoch", BigInteger, nullable=False),  # raised by one at every claim (assignment)
+    Column("claimed_at", Float, nullable=False),
 )

@@ -11,6 +11,7 @@ import pytest
 from kafka import TopicPartition
 
 from aiops.detection import DetectionRouter, put_rows, take_rows
+from aiops.fencing import PartitionEpochs
 from aiops.partition_state import PartitionState, load_applied, save_applied
 from aiops.settings import AlertingSettings, DetectionSettings
 from detectors import MetricBatch
@@ -79,7 +80,9 @@ def test_partition_checkpoints_round_trip_through_the_store(store):
     state.observe(tp1, np.array([reg.get(k) for k in KEYS[6:]]))
     with store.begin() as conn:
         assert state.save(conn, {tp0: 17, tp1: 4}, 1.0) > 0
-        save_applied(conn, "g", {tp0: 21}, 1.0)
+        epochs = PartitionEpochs("g")
+        epochs.claim(conn, [tp0, tp1], 1.0)
+        save_applied(conn, epochs, {tp0: 21}, 1.0)
 
     other_reg = SeriesRegistry()
     other = PartitionState(_router(other_reg, {"detector": "ewma_zscore"}), other_reg, "g")
