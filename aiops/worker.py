@@ -85,7 +85,10 @@ class Worker:
         self.clock = clock
         self.service = service or Service(settings, clock=clock, role="worker")
         self.pipeline = self.service.pipeline
-        self.state = PartitionState(self.service.detection, self.service.registry, self.kafka.group)
+        self.state = PartitionState(self.service.detection, self.service.registry, self.kafka.group,
+                                    forecasts=self.service.forecasts)
+        # predictive alerts and resolutions found on the tick: their events go to the alerts topic too
+        self.pipeline.on_housekeeping = lambda conn, records, alert_ids, events: self._publish([], [], events)
         self.consumer: MetricConsumer | None = None
         self.publisher: KafkaProducer | None = None
         self.counts: MetricProducer | None = None  # log count points to the metrics topic (logs enabled)
