@@ -152,11 +152,11 @@ class ForecastService:
             self._rule_of[ids] = _UNDECIDED
             gone = set(ids.tolist())
             self._limits = {k: s for k, s in self._limits.items() if s not in gone}
-        while True:  # verdicts already queued may name them; the next run repeats the rest
-            try:
-                self.verdicts.get_nowait()
-            except queue.Empty:
-                break
+            while True:  # verdicts already queued may name them; the next run repeats the rest
+                try:
+                    self.verdicts.get_nowait()
+                except queue.Empty:
+                    break
 
     # -- the forecast thread -----------------------------------------------------------------------
 
@@ -181,12 +181,14 @@ class ForecastService:
             except Exception:  # a failed run is logged; the next one tries again
                 log.exception("forecast run failed")
                 continue
-            if generation != self._generation:  # partitions moved meanwhile: it may name series no longer ours
-                continue
-            try:
-                self.verdicts.put_nowait(verdicts)
-            except queue.Full:  # the pipeline is behind: the next run carries the news
-                log.warning("forecast verdicts dropped: the pipeline has not taken the last %d", self.verdicts.maxsize)
+            with self._lock:  # `forget` bumps the generation and empties the queue under this lock too
+                if generation != self._generation:  # partitions moved meanwhile: it may name series no longer ours
+                    continue
+                try:
+                    self.verdicts.put_nowait(verdicts)
+                except queue.Full:  # the pipeline is behind: the next run carries the news
+                    log.warning("forecast verdicts dropped: the pipeline has not taken the last %d",
+                                self.verdicts.maxsize)
 
     def run_once(self) -> Verdicts:
         """Forecast every watched series, store the forecasts, and say which are at risk."""

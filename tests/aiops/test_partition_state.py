@@ -109,7 +109,9 @@ def test_forecast_history_travels_with_the_partition_and_stored_forecasts_use_st
     reg = SeriesRegistry()
     ids = np.array([reg.intern(k) for k in [*KEYS[:2], *disks]])
     now = 1e9 + 1800
-    fc = _forecasts(reg, store, now)
+    with store.begin() as conn:  # the store holds other series already: store ids ≠ either process's ids
+        repository.insert_series(conn, [(i, series_key("seen", {"i": str(i)})) for i in range(7)], now)
+    fc = _forecasts(reg, store, now, shared=True)
     router = _router(reg, {"detector": "ewma_zscore"})
     state = PartitionState(router, reg, "g", forecasts=fc)
     tp0, tp1 = TopicPartition("m", 0), TopicPartition("m", 1)
@@ -121,22 +123,25 @@ def test_forecast_history_travels_with_the_partition_and_stored_forecasts_use_st
         fc.observe(batch)
     with store.begin() as conn:
         state.save(conn, {tp0: 30, tp1: 30}, now)
+    fc.verdicts.put(fc.run_once())  # not yet taken by the pipeline when the partition goes
     state.forget([tp1])  # revoked: h2 and h3 are no longer forecast here
+    assert fc.verdicts.empty()  # the queued verdicts named them
     assert sorted(reg.key(int(s))[1] for s in fc.history.matrix()[0]) == [(("host", "h0"),), (("host", "h1"),)]
+    assert sorted(r.key[1] for r in fc.run_once().at_risk) == [(("host", "h0"),), (("host", "h1"),)]
 
     other_reg = SeriesRegistry()
     for k in reversed(KEYS):  # the new owner's ids differ
         other_reg.intern(k)
-    with store.begin() as conn:  # the store holds other series already: store ids ≠ either process's ids
-        repository.insert_series(conn, [(i, series_key("seen", {"i": str(i)})) for i in range(7)], now)
-    other_fc = _forecasts(other_reg, store, now, shared=True)
+    other_fc = _forecasts(other_reg, store, now + 5, shared=True)
     other = PartitionState(_router(other_reg, {"detector": "ewma_zscore"}), other_reg, "g", forecasts=other_fc)
     with store.begin() as conn:
         assert other.load(conn, [tp1]) == {tp1: 30}
     verdicts = other_fc.run_once()  # forecast at once, before any new point: no warm-up
     assert sorted(r.key[1] for r in verdicts.at_risk) == [(("host", "h2"),), (("host", "h3"),)]
     with store.begin() as conn:
-        rows = conn.execute(select(series.c.name, series.c.labels, forecasts.c.likely, forecasts.c.series_id)
+        rows = conn.execute(select(series.c.name, series.c.labels, forecasts.c.likely, forecasts.c.series_id,
+                                   forecasts.c.created_at)
                             .join(series, series.c.id == forecasts.c.series_id)).fetchall()
-    assert sorted((r.name, r.labels["host"]) for r in rows) == [("disk", "h2"), ("disk", "h3")]
+    assert sorted((r.name, r.labels["host"]) for r in rows) == [("disk", f"h{i}") for i in range(4)]  # no duplicates
     assert all(r.series_id >= 7 and abs(r.likely - (now + 660)) < 120 for r in rows)
+    assert {r.labels["host"]: r.created_at for r in rows} == {"h0": now, "h1": now, "h2": now + 5, "h3": now + 5}
