@@ -9,6 +9,11 @@ the automatic choice by rolling-origin backtest), finds when each forecast cross
 the latest forecast per series, and hands the pipeline its verdicts: a predictive alert for each
 series whose likely crossing is closer than `lead_time_s` (critical when even the near bound
 crosses that soon), and the resolution of predictive alerts whose risk is gone.
+
+In a Kafka worker (aiops.worker) the same service forecasts the series of the partitions the worker
+owns: their history travels in the partition checkpoints (`series_state`, `load_series_state`), a
+revoked partition's series are forgotten (`forget`), and stored forecasts name series by the store's
+ids, resolved by identity (`shared_series`, aiops.shared_series), since the worker's ids are its own.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from aiops.alerts import AnomalyRecord, fingerprint_of
 from aiops.history import HistoryKeeper
 from aiops.matchers import parse_selector
 from aiops.settings import ForecastingSettings, ForecastRule
+from aiops.shared_series import StoreSeries
 from aiops.store import StoreEngine
 from aiops.store.schema import forecasts
 from detectors import MetricBatch
@@ -52,10 +58,12 @@ class Verdicts:
 
 class ForecastService:
     def __init__(self, settings: ForecastingSettings, registry: SeriesRegistry, store: StoreEngine,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, shared_series: StoreSeries | None = None) -> None:
         self.registry = registry
         self.store = store
         self.clock = clock
+        self.shared_series = shared_series  # None: registry ids are the store's (one process writes series)
+        self._generation = 0  # bumped by `forget`: a run that overlapped it hands over no verdicts
         self.verdicts: queue.Queue[Verdicts] = queue.Queue(maxsize=16)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -108,6 +116,48 @@ class ForecastService:
         if watch:
             self.history.watch(watch)
 
+    # -- partitions (a Kafka worker) ---------------------------------------------------------------
+
+    def series_state(self, series_ids: np.ndarray) -> dict[str, Any] | None:
+        """The history of these series (a partition's), for its checkpoint; None when none is kept."""
+        if not self.active:
+            return None
+        rows = self.history.rows(series_ids)
+        return rows if len(rows["series"]) else None
+
+    def load_series_state(self, state: dict[str, Any], series_ids: np.ndarray) -> int:
+        """Restore a partition's history under this process's ids; returns the series restored.
+
+        The series are routed at once, so the next run forecasts them before any new point arrives.
+        Raises ValueError when the history was kept with another step or length.
+        """
+        if not self.active:
+            return 0
+        ids = np.asarray(series_ids, dtype=np.int64)
+        with self._lock:
+            if len(ids):
+                self._rule_of = grow_id_map(self._rule_of, int(ids.max()) + 1, _UNDECIDED)
+            new = np.unique(ids[self._rule_of[ids] == _UNDECIDED])
+            if len(new):
+                self._route(new)
+        return self.history.load_rows(state, ids)
+
+    def forget(self, series_ids: np.ndarray) -> None:
+        """Stop forecasting these series (a revoked partition's): history, routing and pending verdicts go."""
+        ids = np.asarray(series_ids, dtype=np.int64)
+        with self._lock:
+            self._generation += 1
+            self.history.forget(ids)
+            ids = ids[ids < len(self._rule_of)]
+            self._rule_of[ids] = _UNDECIDED
+            gone = set(ids.tolist())
+            self._limits = {k: s for k, s in self._limits.items() if s not in gone}
+            while True:  # verdicts already queued may name them; the next run repeats the rest
+                try:
+                    self.verdicts.get_nowait()
+                except queue.Empty:
+                    break
+
     # -- the forecast thread -----------------------------------------------------------------------
 
     def start(self) -> None:
@@ -125,15 +175,20 @@ class ForecastService:
 
     def _run(self) -> None:
         while not self._stop.wait(self.settings.every_s):
+            generation = self._generation
             try:
                 verdicts = self.run_once()
             except Exception:  # a failed run is logged; the next one tries again
                 log.exception("forecast run failed")
                 continue
-            try:
-                self.verdicts.put_nowait(verdicts)
-            except queue.Full:  # the pipeline is behind: the next run carries the news
-                log.warning("forecast verdicts dropped: the pipeline has not taken the last %d", self.verdicts.maxsize)
+            with self._lock:  # `forget` bumps the generation and empties the queue under this lock too
+                if generation != self._generation:  # partitions moved meanwhile: it may name series no longer ours
+                    continue
+                try:
+                    self.verdicts.put_nowait(verdicts)
+                except queue.Full:  # the pipeline is behind: the next run carries the news
+                    log.warning("forecast verdicts dropped: the pipeline has not taken the last %d",
+                                self.verdicts.maxsize)
 
     def run_once(self) -> Verdicts:
         """Forecast every watched series, store the forecasts, and say which are at risk."""
@@ -178,10 +233,25 @@ class ForecastService:
                     continue
                 at_risk.append(self._record(s, key, X[i], batch, i, rule, threshold[i], now,
                                             earliest[i], likely[i], latest[i]))
-        with self.store.begin() as conn:
-            conn.execute(delete(forecasts).where(forecasts.c.series_id.in_([row["series_id"] for row in stored])))
-            conn.execute(insert(forecasts), stored)
+        if stored:
+            self._store(stored, now)
         return Verdicts(at_risk, cleared)
+
+    def _store(self, rows: list[dict[str, Any]], now: float) -> None:
+        """Replace the stored forecasts of these series (under the store's ids when processes share it)."""
+        try:
+            with self.store.begin() as conn:
+                if self.shared_series is not None:
+                    ids = self.shared_series.resolve_ids(conn, [row["series_id"] for row in rows], now)
+                    rows = [{**row, "series_id": sid} for row, sid in zip(rows, ids)]
+                conn.execute(delete(forecasts).where(forecasts.c.series_id.in_([row["series_id"] for row in rows])))
+                conn.execute(insert(forecasts), rows)
+        except Exception:
+            if self.shared_series is not None:
+                self.shared_series.rollback()
+            raise
+        if self.shared_series is not None:
+            self.shared_series.commit()
 
     def _thresholds(self, rule: ForecastRule, mine: list[int], values: np.ndarray, row_of: dict[int, int],
                     limits: dict) -> np.ndarray:

@@ -6,6 +6,11 @@ buckets: 4,032 pairs, 48 KiB a series), updated from every scored batch with `np
 points of watched series; a loop runs only over time steps (buckets to clear when series move on).
 Points older than the ring are dropped; late points inside it still count. `matrix()` hands the
 forecaster one aligned (series × buckets) array with NaN for empty buckets.
+
+A Kafka worker keeps the history of the partitions it owns: `rows` cuts out the history of one
+partition's series for its checkpoint, `load_rows` puts it back under the new owner's ids, and
+`forget` drops the series of a partition it lost. Ring positions are absolute bucket numbers modulo
+`buckets`, so rows move between processes as they are.
 """
 
 from __future__ import annotations
@@ -108,6 +113,59 @@ class HistoryKeeper:
         with np.errstate(invalid="ignore", divide="ignore"):
             values = np.where((counts > 0) & held, sums / counts, np.nan)
         return series, values, end * self.step_s
+
+    def forget(self, series_ids: np.ndarray | list[int]) -> int:
+        """Stop keeping the history of these series (a revoked partition's); returns how many were dropped."""
+        ids = np.asarray(series_ids, dtype=np.int64)
+        with self._lock:
+            ids = ids[ids < len(self._slot_of)]
+            slots = self._slot_of[ids]
+            slots = slots[slots >= 0]
+            if not len(slots):
+                return 0
+            keep = np.ones(len(self._series), dtype=bool)
+            keep[slots] = False
+            self._slot_of[self._series[slots]] = -1
+            self._series, self._newest = self._series[keep], self._newest[keep]
+            self._sums, self._counts = self._sums[keep], self._counts[keep]
+            self._slot_of[self._series] = np.arange(len(self._series))
+        return len(slots)
+
+    def rows(self, series_ids: np.ndarray) -> dict[str, Any]:
+        """The history of those of `series_ids` that are watched, for a partition checkpoint.
+
+        `series` holds positions into `series_ids` (the checkpoint names series by identity, in that order).
+        """
+        ids = np.asarray(series_ids, dtype=np.int64)
+        with self._lock:
+            slot = np.full(len(ids), -1, dtype=np.int64)
+            inside = ids < len(self._slot_of)
+            slot[inside] = self._slot_of[ids[inside]]
+            held = np.flatnonzero(slot >= 0)
+            at = slot[held]
+            return {"step_s": np.array(self.step_s), "n": np.array(self.n), "series": held,
+                    "sums": self._sums[at], "counts": self._counts[at], "newest": self._newest[at]}
+
+    def load_rows(self, rows: dict[str, Any], series_ids: np.ndarray) -> int:
+        """Put back rows cut by `rows` under these ids (this process's ids of the same identities).
+
+        Only series watched here are restored (a rule may no longer match); returns how many. Rows kept
+        with another step or length are refused (ValueError).
+        """
+        if float(rows["step_s"]) != self.step_s or int(rows["n"]) != self.n:
+            raise ValueError(f"history kept {float(rows['step_s'])} s × {int(rows['n'])} buckets, "
+                             f"settings now want {self.step_s} s × {self.n}")
+        ids = np.asarray(series_ids, dtype=np.int64)[np.asarray(rows["series"], dtype=np.int64)]
+        with self._lock:
+            slot = np.full(len(ids), -1, dtype=np.int64)
+            inside = ids < len(self._slot_of)
+            slot[inside] = self._slot_of[ids[inside]]
+            ok = np.flatnonzero(slot >= 0)
+            at = slot[ok]
+            self._sums[at] = np.asarray(rows["sums"], dtype=np.float64)[ok]
+            self._counts[at] = np.asarray(rows["counts"], dtype=np.int64)[ok]
+            self._newest[at] = np.asarray(rows["newest"], dtype=np.int64)[ok]
+        return len(ok)
 
     def state_dict(self) -> dict[str, Any]:
         with self._lock:

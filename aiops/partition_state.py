@@ -13,6 +13,11 @@ already). Checkpoints live in the store's `checkpoints` table as
 `applied:<group>:<topic>:<partition>`, the offset below which a record's effects (anomalies, alerts)
 are stored — written in the same transaction as those effects (aiops.worker), and only while the
 worker still holds the partition's ownership epoch (aiops.fencing).
+
+Forecast history (aiops.forecasts) follows partitions the same way: the checkpoint carries the
+downsampled history of the partition's watched series under `forecast_history`, so the new owner
+forecasts them at once instead of collecting `forecasting.history_days` of points again; a revoked
+partition's series are no longer forecast here.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from sqlalchemy import Connection
 
 from aiops.detection import DetectionRouter
 from aiops.fencing import PartitionEpochs
+from aiops.forecasts import ForecastService
 from aiops.store import repository
 from detectors.checkpoint import CheckpointError, pack, unpack
 from ingest.registry import SeriesRegistry, grow_id_map, series_key
@@ -48,10 +54,12 @@ def applied_name(group: str, tp: TopicPartition) -> str:
 class PartitionState:
     """Which series each owned partition carries; their state to and from the store."""
 
-    def __init__(self, detection: DetectionRouter, registry: SeriesRegistry, group: str) -> None:
+    def __init__(self, detection: DetectionRouter, registry: SeriesRegistry, group: str,
+                 forecasts: ForecastService | None = None) -> None:
         self.detection = detection
         self.registry = registry
         self.group = group
+        self.forecasts = forecasts
         self._members: dict[TopicPartition, np.ndarray] = {}
 
     def observe(self, tp: TopicPartition, series_ids: np.ndarray) -> None:
@@ -75,6 +83,9 @@ class PartitionState:
         for tp, ids, state in zip(tps, groups, self.detection.series_state(groups)):
             keys = [self.registry.key(int(sid)) for sid in ids]  # per series, but only at checkpoints
             state["offset"] = int(offsets[tp])
+            history = self.forecasts.series_state(ids) if self.forecasts is not None else None
+            if history is not None:
+                state["forecast_history"] = history
             state["identities"] = msgspec.json.encode([(name, dict(labels)) for name, labels in keys]).decode()
             data = pack(state)
             repository.save_checkpoint(conn, state_name(self.group, tp), data, now)
@@ -100,11 +111,29 @@ class PartitionState:
                 continue
             self.observe(tp, ids)
             offsets[tp] = int(state["offset"])
+            if self.forecasts is not None and "forecast_history" in state:
+                self._load_history(tp, state["forecast_history"], ids)
         return offsets
 
+    def _load_history(self, tp: TopicPartition, history: dict, ids: np.ndarray) -> None:
+        try:
+            self.forecasts.load_series_state(history, ids)
+        except (ValueError, KeyError) as exc:  # another step or length now: the history is collected again
+            log.warning("forecast history not restored", extra={"partition": str(tp), "error": str(exc)})
+
     def forget(self, tps: list[TopicPartition]) -> None:
-        for tp in tps:
-            self._members.pop(tp, None)
+        """Drop the revoked partitions; their series are no longer forecast here (unless another owned
+        partition carries them too: mapped topics are partitioned by their producers)."""
+        gone = [self._members.pop(tp) for tp in tps if tp in self._members]
+        if self.forecasts is None or not gone:
+            return
+        mask = np.zeros(max(len(m) for m in gone), dtype=bool)
+        for m in gone:  # a loop over partitions
+            mask[: len(m)] |= m
+        for m in self._members.values():
+            n = min(len(m), len(mask))
+            mask[:n] &= ~m[:n]
+        self.forecasts.forget(np.flatnonzero(mask))
 
 
 def load_applied(conn: Connection, group: str, tps: list[TopicPartition]) -> dict[TopicPartition, int]:

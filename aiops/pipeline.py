@@ -101,6 +101,9 @@ class Pipeline:
         # what adds template and examples to anomalies on log series: the miner here, or (a Kafka worker,
         # whose logs are mined per partition) aiops.partition_logs.PartitionLogs, set by aiops.worker
         self.log_context = logs
+        # called inside the transaction of effects found on the tick (predictive alerts, resolutions), as
+        # `on_persist` is for `process`: a Kafka worker publishes their events (set by aiops.worker)
+        self.on_housekeeping: OnPersist | None = None
         self.watches = WatchKeeper(shared_series.local_ids if shared_series is not None else None)
         self.alerts = alerts
         self.store = store
@@ -355,7 +358,7 @@ class Pipeline:
             except queue.Empty:
                 return
             if verdicts.at_risk:
-                self._persist(verdicts.at_risk, now)
+                self._persist(verdicts.at_risk, now, self.on_housekeeping)
             firing = self.alerts.firing_fingerprints("predictive")
             gone = [fp for fp in verdicts.cleared if fp in firing]
             if gone:
@@ -368,6 +371,8 @@ class Pipeline:
             repository.append_audit(conn, [_audit(e, now) for e in events])
             if self.incidents is not None:
                 self.incidents.apply(conn, events, now)
+            if self.on_housekeeping is not None and events:
+                self.on_housekeeping(conn, [], [], events)
         self._note(events)
         if self.notifier is not None:
             self.notifier.observe(events, now)

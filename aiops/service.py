@@ -113,10 +113,11 @@ class Service:
         )
         self.notifier = Notifier(settings, self.incidents, self.outbox)
         self.planner = Planner(settings.remediation)
-        self.forecasts = ForecastService(settings.forecasting, self.registry, self.store, clock=clock)
+        worker = role == "worker"  # a Kafka worker: series shared with other processes, state per partition
+        self.forecasts = ForecastService(settings.forecasting, self.registry, self.store, clock=clock,
+                                         shared_series=StoreSeries(self.registry) if worker else None)
         self.executor = Executor(self.store, settings, ServiceHooks(self.incidents, self.notifier), clock=clock,
                                  jenkins=None)
-        worker = role == "worker"  # a Kafka worker: series shared with other processes, state per partition
         self.pipeline = Pipeline(
             bus=self.bus,
             registry=self.registry,
@@ -125,7 +126,7 @@ class Service:
             incidents=self.incidents,
             notifier=self.notifier,
             planner=self.planner,
-            forecasts=None if worker else self.forecasts,
+            forecasts=self.forecasts,  # a worker forecasts the series of its partitions (aiops.partition_state)
             logs=None if worker else self.logs,
             checkpoint_every_s=0.0 if worker else settings.detection.checkpoint_every_s,
             shared_series=StoreSeries(self.registry) if worker else None,
@@ -199,7 +200,8 @@ class Service:
             )
 
     def start_worker(self) -> None:
-        """For `aiops worker`: the store, silences, alert caches and outbox; detection is driven by aiops.worker.
+        """For `aiops worker`: the store, silences, alert caches, outbox and forecast thread; detection is
+        driven by aiops.worker.
 
         The service map they group incidents by is merged from the parts the workers' span partitions
         save (aiops.partition_traces) and re-read (`refresh_service_map`).
@@ -210,6 +212,10 @@ class Service:
             self.traces.load(conn, self.clock(), parts=True)
             self.notifier.seed(repository.firing_alerts(conn), self.clock())
         self.outbox.start()
+        if self.forecasts.active and any(r.limit_metric for r in self.settings.forecasting.rules):
+            log.warning("forecast rules with limit_metric find a limit only when its series lands on a partition "
+                        "this worker owns (docs/scaling.md); prefer a fixed threshold in the Kafka mode")
+        self.forecasts.start()
         self._started = True
 
     def refresh_service_map(self, max_age_s: float = 0.0) -> None:
@@ -224,6 +230,7 @@ class Service:
 
     def stop_worker(self) -> None:
         self._started = False
+        self.forecasts.stop()
         self.outbox.stop()
         self.store.close()
 

@@ -44,10 +44,15 @@ class StoreSeries:
 
     def resolve(self, conn: Connection, records: list[AnomalyRecord], now: float) -> list[AnomalyRecord]:
         """`records` with store series ids, inserting the series no process has stored yet."""
-        missing = sorted({r.series_id for r in records if self.store_id(r.series_id) is None})
+        ids = self.resolve_ids(conn, [r.series_id for r in records], now)
+        return [replace(r, series_id=sid) for r, sid in zip(records, ids)]
+
+    def resolve_ids(self, conn: Connection, local_ids: list[int], now: float) -> list[int]:
+        """The store ids of these local ids (stored forecasts name series by them), inserting new series."""
+        missing = sorted({sid for sid in local_ids if self.store_id(sid) is None})
         if missing:
             self._allocate(conn, missing, now)
-        return [replace(r, series_id=self.store_id(r.series_id)) for r in records]
+        return [self.store_id(sid) for sid in local_ids]
 
     def _allocate(self, conn: Connection, missing: list[int], now: float) -> None:
         if conn.dialect.name == "postgresql":

@@ -94,8 +94,11 @@ class Worker:
         self.clock = clock
         self.service = service or Service(settings, clock=clock, role="worker")
         self.pipeline = self.service.pipeline
-        self.state = PartitionState(self.service.detection, self.service.registry, self.kafka.group)
+        self.state = PartitionState(self.service.detection, self.service.registry, self.kafka.group,
+                                    forecasts=self.service.forecasts)
         self.epochs = PartitionEpochs(self.kafka.group)  # the ownership epochs claimed at assignment
+        # predictive alerts and resolutions found on the tick: their events go to the alerts topic too
+        self.pipeline.on_housekeeping = lambda conn, records, alert_ids, events: self._publish([], [], events)
         self.consumer: MetricConsumer | None = None
         self.publisher: KafkaProducer | None = None
         self.counts: MetricProducer | None = None  # log counts and RED points to the metrics topic

@@ -46,3 +46,40 @@ def test_state_round_trip_and_a_changed_step_is_refused():
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="settings now want 30.0 s"):
         HistoryKeeper(step_s=30, buckets=8).load_state_dict(keeper.state_dict())
+
+
+def test_rows_of_some_series_move_to_another_keeper_under_its_own_ids():
+    keeper = HistoryKeeper(step_s=60, buckets=6)
+    keeper.watch([0, 1, 2, 3])
+    rng = np.random.default_rng(0)
+    for t in range(0, 600, 20):  # ten buckets: the ring wrapped, late points inside it too
+        keeper.observe(_batch([0, 1, 2, 3, 1], [t] * 4 + [t - 200], rng.normal(50, 5, 5)))
+    rows = keeper.rows(np.array([3, 9, 1]))  # a partition's series in its checkpoint's order; 9 is not watched
+    assert rows["series"].tolist() == [0, 2]
+
+    other = HistoryKeeper(step_s=60, buckets=6)
+    other.watch([5, 7, 8])  # 7 and 8 are 3 and 1 there; 5 is another series with history of its own
+    other.observe(_batch([5], [900], [1.0]))
+    assert other.load_rows(rows, np.array([7, 40, 8])) == 2
+    series, values, last = keeper.matrix()
+    moved_series, moved, moved_last = other.matrix(end_bucket=int(last // 60))
+    assert moved_last == last
+    np.testing.assert_array_equal(moved[list(moved_series).index(7)], values[list(series).index(3)])
+    np.testing.assert_array_equal(moved[list(moved_series).index(8)], values[list(series).index(1)])
+    assert other.load_rows(keeper.rows(np.array([2])), np.array([40])) == 0  # not watched there: ignored
+    with pytest.raises(ValueError, match="settings now want 30.0 s"):
+        HistoryKeeper(step_s=30, buckets=6).load_rows(rows, np.array([7, 40, 8]))
+
+
+def test_forget_drops_series_and_keeps_the_others_history():
+    keeper = HistoryKeeper(step_s=10, buckets=4)
+    keeper.watch([0, 1, 2])
+    keeper.observe(_batch([0, 1, 2, 0, 1, 2], [0, 0, 0, 10, 10, 10], [1, 2, 3, 4, 5, 6]))
+    before = keeper.matrix()[1]
+    assert keeper.forget([1, 8]) == 1 and keeper.forget([1]) == 0
+    series, values, _ = keeper.matrix()
+    assert series.tolist() == [0, 2]
+    np.testing.assert_array_equal(values, before[[0, 2]])
+    keeper.watch([1])  # taken over again later: from nothing, unless a checkpoint brings its rows
+    keeper.observe(_batch([1], [10], [9.0]))
+    np.testing.assert_array_equal(keeper.matrix()[1][2], [np.nan, np.nan, np.nan, 9.0])
