@@ -138,9 +138,7 @@ class HistoryKeeper:
         """
         ids = np.asarray(series_ids, dtype=np.int64)
         with self._lock:
-            slot = np.full(len(ids), -1, dtype=np.int64)
-            inside = ids < len(self._slot_of)
-            slot[inside] = self._slot_of[ids[inside]]
+            slot = self._slots(ids)
             held = np.flatnonzero(slot >= 0)
             at = slot[held]
             return {"step_s": np.array(self.step_s), "n": np.array(self.n), "series": held,
@@ -157,15 +155,20 @@ class HistoryKeeper:
                              f"settings now want {self.step_s} s × {self.n}")
         ids = np.asarray(series_ids, dtype=np.int64)[np.asarray(rows["series"], dtype=np.int64)]
         with self._lock:
-            slot = np.full(len(ids), -1, dtype=np.int64)
-            inside = ids < len(self._slot_of)
-            slot[inside] = self._slot_of[ids[inside]]
+            slot = self._slots(ids)
             ok = np.flatnonzero(slot >= 0)
             at = slot[ok]
             self._sums[at] = np.asarray(rows["sums"], dtype=np.float64)[ok]
             self._counts[at] = np.asarray(rows["counts"], dtype=np.int64)[ok]
             self._newest[at] = np.asarray(rows["newest"], dtype=np.int64)[ok]
         return len(ok)
+
+    def _slots(self, ids: np.ndarray) -> np.ndarray:
+        """Per id, its history slot; -1 for a series not watched (call with the lock held)."""
+        slot = np.full(len(ids), -1, dtype=np.int64)
+        inside = ids < len(self._slot_of)
+        slot[inside] = self._slot_of[ids[inside]]
+        return slot
 
     def state_dict(self) -> dict[str, Any]:
         with self._lock:

@@ -44,7 +44,7 @@ from kafka.partitioner.default import murmur2
 from detectors.types import MetricBatch
 from ingest.registry import SeriesLimitReached, SeriesRegistry, series_key
 
-__all__ = ["MAGIC", "VERSION", "RecordCodec", "RecordError"]
+__all__ = ["MAGIC", "VERSION", "RecordCodec", "RecordError", "decode_json_record"]
 
 MAGIC = b"AIOM"
 VERSION = 1
@@ -55,6 +55,19 @@ _MAX_LABELS = 64
 
 class RecordError(Exception):
     """A Kafka record is not a valid metric record; it goes to the dead-letter topic."""
+
+
+def decode_json_record(decoder: msgspec.json.Decoder, value: bytes | None, what: str, version: int):
+    """A JSON-column record (logs, spans) decoded by `decoder`, its `v` checked; `RecordError` otherwise."""
+    if not value:
+        raise RecordError(f"empty {what} record")
+    try:
+        rec = decoder.decode(value)
+    except msgspec.DecodeError as exc:
+        raise RecordError(f"not a {what} record: {exc}") from exc
+    if rec.v != version:
+        raise RecordError(f"unsupported {what} record version {rec.v}; this reader knows {version}")
+    return rec
 
 
 class RecordCodec:

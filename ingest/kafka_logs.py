@@ -26,7 +26,7 @@ from kafka import KafkaProducer
 
 from detectors.types import LogRecord
 from ingest.kafka_bus import TopicProducer
-from ingest.kafka_codec import RecordError
+from ingest.kafka_codec import RecordError, decode_json_record
 
 __all__ = ["LOG_VERSION", "LogProducer", "decode_logs", "encode_logs", "source_key"]
 
@@ -79,14 +79,7 @@ def encode_logs(records: list[LogRecord], max_lines: int = 4096) -> list[tuple[b
 
 def decode_logs(value: bytes | None) -> list[LogRecord]:
     """The log lines a record holds; `RecordError` if it is not a valid log record."""
-    if not value:
-        raise RecordError("empty log record")
-    try:
-        rec = _decoder.decode(value)
-    except msgspec.DecodeError as exc:
-        raise RecordError(f"not a log record: {exc}") from exc
-    if rec.v != LOG_VERSION:
-        raise RecordError(f"unsupported log record version {rec.v}; this reader knows {LOG_VERSION}")
+    rec = decode_json_record(_decoder, value, "log", LOG_VERSION)
     n = len(rec.body)
     if not (len(rec.source) == len(rec.ts) == len(rec.severity) == n):
         raise RecordError(f"log record columns differ in length: source {len(rec.source)}, ts {len(rec.ts)}, "

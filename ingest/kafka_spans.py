@@ -46,7 +46,7 @@ from kafka.partitioner.default import murmur2
 
 from detectors.red import SpanBatch
 from ingest.kafka_bus import TopicProducer
-from ingest.kafka_codec import RecordError
+from ingest.kafka_codec import RecordError, decode_json_record
 
 __all__ = ["SPAN_VERSION", "SpanProducer", "SpanRecord", "decode_spans", "encode_spans", "service_partition", "trace_partitions"]
 
@@ -120,14 +120,7 @@ def encode_spans(spans: SpanBatch, *, raw: bool, source: int | None = None, wate
 
 def decode_spans(value: bytes | None) -> SpanRecord:
     """The spans a record holds (callers resolved when it carries them); `RecordError` if it is not valid."""
-    if not value:
-        raise RecordError("empty span record")
-    try:
-        rec = _decoder.decode(value)
-    except msgspec.DecodeError as exc:
-        raise RecordError(f"not a span record: {exc}") from exc
-    if rec.v != SPAN_VERSION:
-        raise RecordError(f"unsupported span record version {rec.v}; this reader knows {SPAN_VERSION}")
+    rec = decode_json_record(_decoder, value, "span", SPAN_VERSION)
     n = len(rec.end)
     columns = {"service": rec.service, "op": rec.op, "dur": rec.dur, "err": rec.err, "counted": rec.counted,
                **{k: c for k, c in (("trace", rec.trace), ("span", rec.span), ("parent", rec.parent),

@@ -102,3 +102,29 @@ def insert_alert(store, *, series_id: int = 0, name: str = "latency", labels: di
                         "detector": "ensemble", "explanation": {"detectors": {"level": 0.9}}},
             "silenced_by": None, "flapping": False,
         })
+
+
+def store_rows(store, sql: str) -> list:
+    """Rows of a raw SQL query against a StoreEngine."""
+    from sqlalchemy import text
+
+    with store.begin() as conn:
+        return conn.execute(text(sql)).fetchall()
+
+
+def json_value(value):
+    """A JSON column's value: SQLite hands back text, PostgreSQL the decoded object."""
+    import json
+
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def run_worker(worker):
+    """Start an aiops worker and run it in a thread; set the returned event to stop it, then join the thread."""
+    import threading
+
+    worker.start()
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
+    thread.start()
+    return stop, thread

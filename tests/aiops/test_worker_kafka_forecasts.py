@@ -10,7 +10,6 @@ Timestamps are synthetic (the last minutes before now, 10 s buckets); forecasts 
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 
@@ -18,7 +17,6 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from kafka import KafkaConsumer
-from sqlalchemy import text
 
 from aiops.alerts import fingerprint_of
 from aiops.api import create_app
@@ -27,7 +25,7 @@ from aiops.settings import Settings
 from aiops.store import StoreEngine
 from aiops.worker import Worker
 from detectors.types import MetricBatch
-from helpers import wait_for
+from helpers import json_value, run_worker, store_rows, wait_for
 from ingest.kafka_bus import MetricProducer, create_topics
 from ingest.registry import SeriesRegistry, series_key
 
@@ -70,23 +68,6 @@ def _produce(bootstrap: str, topic: str, now: float) -> None:
         producer.close()
 
 
-def _rows(store: StoreEngine, sql: str) -> list:
-    with store.begin() as conn:
-        return conn.execute(text(sql)).fetchall()
-
-
-def _labels(value) -> dict:
-    return json.loads(value) if isinstance(value, str) else value
-
-
-def _run(worker: Worker) -> tuple[threading.Event, threading.Thread]:
-    worker.start()
-    stop = threading.Event()
-    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
-    thread.start()
-    return stop, thread
-
-
 def _events(bootstrap: str, topic: str, fingerprint: str) -> list[dict]:
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
                              group_id=f"reader-{uuid.uuid4().hex[:8]}", session_timeout_ms=6000, heartbeat_interval_ms=2000)
@@ -111,17 +92,17 @@ def test_a_filling_disk_produced_over_kafka_gets_a_predictive_alert_and_a_stored
     _produce(kafka_bootstrap, topics.metrics, now)
 
     first = Worker(settings)
-    stop, thread = _run(first)
+    stop, thread = run_worker(first)
     try:
-        alerts = wait_for(lambda: _rows(store, "SELECT labels, severity, state FROM alerts WHERE kind = 'predictive'"),
+        alerts = wait_for(lambda: store_rows(store, "SELECT labels, severity, state FROM alerts WHERE kind = 'predictive'"),
                           lambda r: len(r) >= 1, 60)
-        stored = wait_for(lambda: _rows(store, "SELECT s.labels, f.likely, f.model, f.created_at FROM forecasts f "
+        stored = wait_for(lambda: store_rows(store, "SELECT s.labels, f.likely, f.model, f.created_at FROM forecasts f "
                                                "JOIN series s ON s.id = f.series_id ORDER BY s.id"), lambda r: len(r) == 2, 30)
     finally:
         stop.set()
         thread.join(60)  # shutdown checkpoints every owned partition, the forecast history with it
-    assert [(_labels(a[0])["host"], a[2]) for a in alerts] == [("filling", "firing")]
-    by_host = {_labels(r[0])["host"]: r for r in stored}
+    assert [(json_value(a[0])["host"], a[2]) for a in alerts] == [("filling", "firing")]
+    by_host = {json_value(r[0])["host"]: r for r in stored}
     assert by_host["steady"][1] is None and by_host["filling"][2] == "linear"
     assert abs(by_host["filling"][1] - (now + 60)) < 30  # 100 % a minute after the last point
     events = _events(kafka_bootstrap, topics.alerts, fingerprint_of("predictive", FILLING))
@@ -133,10 +114,10 @@ def test_a_filling_disk_produced_over_kafka_gets_a_predictive_alert_and_a_stored
     assert row["name"] == "disk_used_percent" and row["threshold"] == 100 and row["likely"] == pytest.approx(by_host["filling"][1])
 
     second = Worker(settings)  # takes every partition over; nothing new arrives for it to learn from
-    stop, thread = _run(second)
+    stop, thread = run_worker(second)
     try:
         assert wait_for(lambda: len(second.service.forecasts.history), lambda n: n == 2, 60) == 2
-        newer = wait_for(lambda: _rows(store, "SELECT f.created_at, f.likely FROM forecasts f JOIN series s "
+        newer = wait_for(lambda: store_rows(store, "SELECT f.created_at, f.likely FROM forecasts f JOIN series s "
                                               "ON s.id = f.series_id WHERE s.labels LIKE '%filling%'"),
                          lambda r: r and r[0][0] > by_host["filling"][3], 30)
     finally:
@@ -144,4 +125,4 @@ def test_a_filling_disk_produced_over_kafka_gets_a_predictive_alert_and_a_stored
         thread.join(60)
     assert newer[0][1] == pytest.approx(by_host["filling"][1])  # the same history, so the same forecast
     assert second.points == 0  # it received no point: the history came with the partitions
-    assert _rows(store, "SELECT count(*), max(state) FROM alerts WHERE kind = 'predictive'") == [(1, "firing")]
+    assert store_rows(store, "SELECT count(*), max(state) FROM alerts WHERE kind = 'predictive'") == [(1, "firing")]

@@ -5,14 +5,12 @@ count points on the metrics topic → detected; new templates alerted with examp
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 
 import msgspec
 import pytest
 from fastapi.testclient import TestClient
 from kafka import KafkaConsumer, KafkaProducer
-from sqlalchemy import text
 
 from aiops.api import create_app
 from aiops.logmonitor import LogMonitor
@@ -20,7 +18,7 @@ from aiops.service import Service, topic_partitions
 from aiops.settings import Settings
 from aiops.store import StoreEngine
 from aiops.worker import Worker
-from helpers import wait_for
+from helpers import json_value, run_worker, store_rows, wait_for
 from ingest.bus import BusFull
 from ingest.kafka_bus import create_topics
 
@@ -63,26 +61,9 @@ def _logins(interval: int, n: int) -> list[tuple[float, str, int]]:
     return [(T0 + 10 * interval + 0.1 * j, f"user u{interval * 100 + j} logged in from 10.0.0.{j}", 9) for j in range(n)]
 
 
-def _rows(store: StoreEngine, sql: str) -> list:
-    with store.begin() as conn:
-        return conn.execute(text(sql)).fetchall()
-
-
 def _saved(store: StoreEngine) -> dict[str, dict]:
     """The logs partitions' checkpoints (aiops.partition_logs), as JSON."""
-    return {r[0]: json.loads(bytes(r[1])) for r in _rows(store, "SELECT name, data FROM checkpoints WHERE name LIKE 'logs:%'")}
-
-
-def _json(value):
-    return json.loads(value) if isinstance(value, str) else value
-
-
-def _start(worker: Worker) -> tuple[threading.Event, threading.Thread]:
-    worker.start()
-    stop = threading.Event()
-    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
-    thread.start()
-    return stop, thread
+    return {r[0]: json.loads(bytes(r[1])) for r in store_rows(store, "SELECT name, data FROM checkpoints WHERE name LIKE 'logs:%'")}
 
 
 def test_logs_flow_from_the_api_through_a_worker_to_alerts_and_the_miner_state_survives_a_restart(
@@ -116,10 +97,10 @@ def test_logs_flow_from_the_api_through_a_worker_to_alerts_and_the_miner_state_s
     raw.close()
 
     worker = Worker(settings)
-    stop, thread = _start(worker)
+    stop, thread = run_worker(worker)
     store = worker.service.store
     try:
-        anomalies = wait_for(lambda: _rows(store, "SELECT s.name, s.labels, a.ts, a.detector, a.explanation FROM anomalies a "
+        anomalies = wait_for(lambda: store_rows(store, "SELECT s.name, s.labels, a.ts, a.detector, a.explanation FROM anomalies a "
                                                   "JOIN series s ON s.id = a.series_id WHERE s.name = 'log_template_count'"),
                              lambda r: len(r) >= 2, 60)
         wait_for(lambda: worker.log_records, lambda n: n == sum(5 + i % 3 for i in range(45)) + 61 + 5, 30)
@@ -128,16 +109,16 @@ def test_logs_flow_from_the_api_through_a_worker_to_alerts_and_the_miner_state_s
         thread.join(60)
     by_detector = {a[3]: a for a in anomalies}
     new = by_detector.pop("log_new_template")
-    log = _json(new[4])["log"]
+    log = json_value(new[4])["log"]
     assert log["new_template"] is True and log["template"].startswith("disk")
     assert log["examples"] == ["disk /dev/sda1 failed: password=*** code 5"]
-    assert _json(new[1])["service"] == "checkout"
+    assert json_value(new[1])["service"] == "checkout"
     burst_anomaly = by_detector.pop("ewma_zscore")  # the burst of logins, detected on the count points
     assert burst_anomaly[2] == T0 + 460 and not by_detector
-    burst_log = _json(burst_anomaly[4])["log"]
+    burst_log = json_value(burst_anomaly[4])["log"]
     assert "logged in" in burst_log["template"] and len(burst_log["examples"]) == 3
-    alerts = _rows(store, "SELECT labels FROM alerts")
-    assert len([a for a in alerts if _json(a[0]).get("__name__") == "log_template_count"]) == 2
+    alerts = store_rows(store, "SELECT labels FROM alerts")
+    assert len([a for a in alerts if json_value(a[0]).get("__name__") == "log_template_count"]) == 2
     assert worker.consumer is None  # stopped: the state was checkpointed at shutdown
     (name, state), = _saved(store).items()  # one source: one logs partition
     assert state["offset"] >= 1
@@ -157,7 +138,7 @@ def test_logs_flow_from_the_api_through_a_worker_to_alerts_and_the_miner_state_s
     ids_before = saved_monitor.miner.templates()
     disk = [t for t, text in ids_before.items() if text.startswith("disk")]
     second = Worker(settings)  # a new process: the miner comes from the checkpoint
-    stop, thread = _start(second)
+    stop, thread = run_worker(second)
     try:
         with TestClient(create_app(Service(settings))) as client:
             again = _logins(48, 5) + [(T0 + 485, "disk /dev/sda1 failed: password=hunter2 code 5", 17)]
@@ -172,4 +153,4 @@ def test_logs_flow_from_the_api_through_a_worker_to_alerts_and_the_miner_state_s
     monitor.load_state_dict(after["monitor"])
     assert monitor.miner.templates() == ids_before  # same ids, same templates: the new lines matched them
     assert len(disk) == 1 and monitor.miner.count(disk[0]) == 2
-    assert len(_rows(store, "SELECT id FROM anomalies WHERE detector = 'log_new_template'")) == 1  # not new again
+    assert len(store_rows(store, "SELECT id FROM anomalies WHERE detector = 'log_new_template'")) == 1  # not new again

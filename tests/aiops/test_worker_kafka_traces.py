@@ -5,22 +5,19 @@ mid-stream and the other takes its partitions over: the figures stay those of on
 
 from __future__ import annotations
 
-import json
-import threading
 import uuid
 
 import msgspec
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
 
 from aiops.api import create_app
 from aiops.service import Service, topic_partitions
 from aiops.settings import Settings
 from aiops.worker import Worker
 from detectors.red import RedAggregator
-from helpers import OTLP_JSON, wait_for
+from helpers import OTLP_JSON, json_value, run_worker, store_rows, wait_for
 from ingest.bus import BusFull
 from ingest.kafka_bus import create_topics
 from ingest.otlp_traces import OtlpTracesDecoder
@@ -78,23 +75,6 @@ def _export(intervals: range, rng: np.random.Generator) -> bytes:
     ]})
 
 
-def _rows(store, sql: str) -> list:
-    with store.begin() as conn:
-        return conn.execute(text(sql)).fetchall()
-
-
-def _json(value):
-    return json.loads(value) if isinstance(value, str) else value
-
-
-def _start(worker: Worker) -> tuple[threading.Event, threading.Thread]:
-    worker.start()
-    stop = threading.Event()
-    thread = threading.Thread(target=worker.run, args=(stop,), daemon=True)
-    thread.start()
-    return stop, thread
-
-
 def _expected(bodies: list[bytes]) -> dict[tuple[str, float], float]:
     """p95 latencies of payments and of the checkout → payments edge from one in-process aggregator."""
     agg, decoder, out = RedAggregator(INTERVAL, 0), OtlpTracesDecoder(), {}
@@ -118,8 +98,8 @@ def test_spans_flow_through_two_stages_and_two_workers_to_alerts_with_exact_figu
     first_half = [_export(range(start, start + 5), rng) for start in range(0, 20, 5)]
     second_half = [_export(range(start, start + 5), rng) for start in range(20, CALM + 2, 5)]
     a, b = Worker(settings, client_id="a"), Worker(settings, client_id="b")
-    stop_a, thread_a = _start(a)
-    stop_b, thread_b = _start(b)
+    stop_a, thread_a = run_worker(a)
+    stop_b, thread_b = run_worker(b)
     store = a.service.store
     api = Service(settings)
     try:
@@ -143,7 +123,7 @@ def test_spans_flow_through_two_stages_and_two_workers_to_alerts_with_exact_figu
             api.span_producer.send = send
             assert not api.traces.aggregator.has_open() and api.traces.aggregator.edges == {}  # nothing folded here
             anomalies = wait_for(
-                lambda: _rows(store, "SELECT s.name, s.labels, a.ts, a.value FROM anomalies a JOIN series s ON s.id = a.series_id"),
+                lambda: store_rows(store, "SELECT s.name, s.labels, a.ts, a.value FROM anomalies a JOIN series s ON s.id = a.series_id"),
                 lambda rows: {r[0] for r in rows} >= {"span_latency_p95_ms", "edge_latency_p95_ms"}, 60)
             topology = wait_for(lambda: client.get("/api/v1/topology").json()["edges"], lambda e: e, 30)
     finally:
@@ -155,16 +135,16 @@ def test_spans_flow_through_two_stages_and_two_workers_to_alerts_with_exact_figu
     regression_end = T0 + INTERVAL * (REGRESSION + 1)
     found = {}
     for name, labels, ts, value in anomalies:
-        labels = _json(labels)
+        labels = json_value(labels)
         key = f"{name}:{labels['service']}" if name == "span_latency_p95_ms" else name
         found[(key, ts)] = value
     assert found[("span_latency_p95_ms:payments", regression_end)] == expected[("span_latency_p95_ms:payments", regression_end)]
     assert found[("edge_latency_p95_ms", regression_end)] == expected[("edge_latency_p95_ms", regression_end)]
     assert all(ts == regression_end for _, ts in found)  # calm intervals: no anomaly, none emitted twice
-    events = _rows(store, "SELECT title, labels FROM change_events WHERE kind = 'topology'")
+    events = store_rows(store, "SELECT title, labels FROM change_events WHERE kind = 'topology'")
     assert [e[0] for e in events] == ["new dependency: checkout calls payments"]  # once, though two workers owned it
     (edge,) = topology
     assert (edge["caller"], edge["callee"], edge["source"]) == ("checkout", "payments", "traced")
     assert edge["calls"] >= (CALM + 1) * 12  # replayed spans may count twice in the running total
-    parts = _rows(store, "SELECT name FROM checkpoints WHERE name LIKE 'service-map:%'")
+    parts = store_rows(store, "SELECT name FROM checkpoints WHERE name LIKE 'service-map:%'")
     assert parts and all(f"sbs-{tag}" in p[0] for p in parts)

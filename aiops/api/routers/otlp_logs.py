@@ -29,7 +29,6 @@ answer is 503 with Retry-After and nothing of the request was taken.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from fastapi import APIRouter, Request
@@ -43,7 +42,6 @@ from aiops.api.routers.otlp_http import (
 )
 from aiops.pipeline import IngestItem
 from aiops.service import Service
-from ingest.bus import BusFull
 from ingest.otlp_logs import encode_logs_response_protobuf
 
 __all__ = ["PATH", "SIGNAL", "handle_logs_export", "router"]
