@@ -97,7 +97,8 @@ class PartitionTraces:
         """The spans stage 2 needs, with callers, and the partition's watermark."""
         index = self.resolvers.get(tp)
         if index is None:
-            index = self.resolvers[tp] = ParentIndex(self.settings.max_span_ids)
+            # a trace lands on one partition: each sees 1/n of the spans, so 1/n of the ids covers the same time
+            index = self.resolvers[tp] = ParentIndex(max(1000, self.settings.max_span_ids // max(1, self.n_sources)))
         if len(spans):
             self._watermarks[tp] = max(self._watermarks.get(tp, 0.0), float(spans.end_s.max()))
         return resolve(index, spans), self._watermarks.get(tp, 0.0)
