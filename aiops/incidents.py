@@ -7,7 +7,15 @@ each other share incidents, so a slow database and the two services waiting on i
 An incident resolves by itself when every alert in it has resolved; people acknowledge, comment on,
 mark as being remediated and resolve it through the API (the remediation executor does the same).
 An incident whose first alert matches an escalation policy pages its steps until acknowledged (see
-`aiops.escalation`). Every step goes to its timeline with who or what caused it, and listeners
+`aiops.escalation`).
+
+Several processes share the incidents table (Kafka workers, each with some of the alerts; the API
+process acknowledging): the store, not this manager's cache, decides. An opening alert reads its
+group's open incident from the store under a transaction lock on the group key (PostgreSQL advisory
+lock; SQLite has one writer), so alerts of one component handled by two workers join one incident; an
+incident resolves when no alert of it is firing in the store; an escalation step is taken by a
+compare-and-set on (state open, step, round), so an incident acknowledged or escalated by another
+process is not paged again here (the cache is refreshed from the store instead). Every step goes to its timeline with who or what caused it, and listeners
 (the notifier) hear of acknowledgements, remediation and resolution in the same transaction.
 """
 
@@ -19,7 +27,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+import zlib
+
+from sqlalchemy import Connection, insert, select, text, update
 
 from aiops.alerts import AlertEvent
 from aiops.escalation import Escalations
@@ -29,6 +39,7 @@ from aiops.store.schema import incident_alerts, incident_timeline, incidents
 __all__ = ["IncidentManager", "Page", "components_of", "rank_origins"]
 
 _RANK = {"warning": 1, "critical": 2}
+_LOCK_SPACE = 0x1C1D  # pg_advisory_xact_lock(space, key): incident group keys
 
 
 def components_of(topology: dict[str, list[str]]) -> dict[str, str]:
@@ -137,16 +148,27 @@ class IncidentManager:
                 self._alert_resolved(conn, e, now)
         return opened
 
+    def _current(self, conn: Connection, key: str) -> dict[str, Any] | None:
+        """The open incident of group `key` as the store has it now, locked for this transaction: another
+        process (a worker, the executor, the API) may have opened, changed or resolved it."""
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:space, :key)"),
+                         {"space": _LOCK_SPACE, "key": zlib.crc32(key.encode()) - 2**31})
+        row = conn.execute(select(incidents).where(incidents.c.group_key == key, incidents.c.state != "resolved")
+                           .order_by(incidents.c.updated_at.desc()).limit(1)).first()
+        if row is None:
+            self._open.pop(key, None)
+            return None
+        incident = self._open[key] = dict(row._mapping)
+        return incident
+
     def _join(self, conn: Connection, e: AlertEvent, now: float) -> tuple[dict[str, Any], bool]:
         key = self.group_key(e.labels or {})
-        incident = self._open.get(key)
-        if incident is not None and self._resolved_elsewhere(conn, incident["id"]):
-            self._forget(incident["id"])  # another process (a standalone executor) resolved it
-            incident = None
+        incident = self._current(conn, key)
         if incident is not None and now - incident["updated_at"] <= self.settings.window_s:
             conn.execute(insert(incident_alerts), [{"incident_id": incident["id"], "alert_id": e.alert_id, "firing": True}])
             changes = {
-                "alert_count": incident["alert_count"] + 1,
+                "alert_count": incident["alert_count"] + 1,  # read under the group's lock: exact
                 "updated_at": now,
                 "severity": max(incident["severity"], e.severity, key=_RANK.get),
                 "services": sorted(set(incident["services"]) | _services(e)),
@@ -197,7 +219,10 @@ class IncidentManager:
             .values(firing=False)
         )
         self._timeline(conn, incident_id, now, "pipeline", "alert_resolved", {"alert_id": e.alert_id})
-        if incident_id not in self._incident_of.values():
+        firing = conn.execute(select(incident_alerts.c.alert_id).where(  # other processes' alerts count too
+            incident_alerts.c.incident_id == incident_id, incident_alerts.c.firing).limit(1)).first()
+        state = conn.execute(select(incidents.c.state).where(incidents.c.id == incident_id)).scalar()
+        if firing is None and state != "resolved":
             self.resolve(conn, incident_id, now, actor="pipeline", reason="every alert resolved")
 
     @_locked
@@ -217,9 +242,13 @@ class IncidentManager:
         for alert_id in [a for a, i in self._incident_of.items() if i == incident_id]:
             del self._incident_of[alert_id]
 
-    @staticmethod
-    def _resolved_elsewhere(conn: Connection, incident_id: int) -> bool:
-        return conn.execute(select(incidents.c.state).where(incidents.c.id == incident_id)).scalar() == "resolved"
+    def _refresh(self, conn: Connection, incident: dict[str, Any]) -> None:
+        """Re-read an incident another process changed: updated in the cache, or forgotten if resolved."""
+        row = conn.execute(select(incidents).where(incidents.c.id == incident["id"])).first()
+        if row is None or row.state == "resolved":
+            self._forget(incident["id"])
+        else:
+            incident.update(row._mapping)
 
     @_locked
     def acknowledge(self, conn: Connection, incident_id: int, now: float, actor: str) -> None:
@@ -273,14 +302,21 @@ class IncidentManager:
     def due_pages(self, conn: Connection, now: float) -> list[Page]:
         """Advance the escalation of open incidents whose step has waited long enough."""
         pages = []
-        for incident in self._open.values():  # a loop over open incidents, a handful
+        for incident in list(self._open.values()):  # a loop over open incidents, a handful
             due = incident.get("escalation_next_at")
             if incident["state"] != "open" or due is None or due > now:
                 continue
             step = self.escalations.next(incident["escalation_policy"], incident["escalation_step"],
                                          incident["escalation_round"], now)
             changes = {"escalation_step": step.step, "escalation_round": step.round, "escalation_next_at": step.next_at}
-            conn.execute(update(incidents).where(incidents.c.id == incident["id"]).values(**changes))
+            taken = conn.execute(update(incidents).where(
+                incidents.c.id == incident["id"], incidents.c.state == "open",
+                incidents.c.escalation_step == incident["escalation_step"],
+                incidents.c.escalation_round == incident["escalation_round"],
+            ).values(**changes)).rowcount
+            if taken != 1:  # acknowledged, resolved or escalated by another process meanwhile
+                self._refresh(conn, incident)
+                continue
             incident.update(changes)
             if step.receiver is None:
                 self._timeline(conn, incident["id"], now, "escalation", "escalation_exhausted",

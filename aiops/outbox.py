@@ -10,6 +10,10 @@ and a sender thread delivers them, so a crash or an unreachable receiver loses n
 - A delivery whose retries are exhausted is tried again later with backoff (`rounds` times in
   all); a refusal (4xx) or a receiver no longer configured fails it at once. Either way the row
   keeps the error for `GET /api/v1/notifications`.
+- Several processes may run a sender (every Kafka worker, `aiops executor`): a row is claimed before
+  it is sent, by moving its `next_attempt_at` `lease_s` ahead in a compare-and-set, so one process
+  sends it; the others see it as not yet due, which also holds back the rest of its stream. A process
+  that dies mid-delivery leaves the row to be sent again once the lease runs out (at least once).
 """
 
 from __future__ import annotations
@@ -47,12 +51,14 @@ class Outbox:
         rounds: int = 5,
         round_backoff_s: float = 60.0,
         on_outcome: Callable[[str, str], None] | None = None,
+        lease_s: float = 300.0,
     ) -> None:
         self.store = store
         self.receivers = receivers
         self.clock = clock
         self.rounds = rounds
         self.round_backoff_s = round_backoff_s
+        self.lease_s = lease_s  # longer than a delivery with all its retries (about 25 s by default)
         self.on_outcome = on_outcome or (lambda receiver, outcome: None)
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -132,6 +138,9 @@ class Outbox:
             if stream in blocked or row["next_attempt_at"] > now:
                 blocked.add(stream)  # later messages of this stream wait for this one
                 continue
+            if not self._claim(row, now):  # another process is sending it
+                blocked.add(stream)
+                continue
             attempted += 1
             changes = self._attempt(row)
             with self.store.begin() as conn:
@@ -139,6 +148,13 @@ class Outbox:
             if changes.get("state") != "sent":
                 blocked.add(stream)
         return attempted
+
+    def _claim(self, row: dict[str, Any], now: float) -> bool:
+        with self.store.begin() as conn:
+            return conn.execute(update(notifications).where(
+                notifications.c.id == row["id"], notifications.c.state == "pending",
+                notifications.c.next_attempt_at == row["next_attempt_at"],
+            ).values(next_attempt_at=now + self.lease_s)).rowcount == 1
 
     def _attempt(self, row: dict[str, Any]) -> dict[str, Any]:
         attempts = row["attempts"] + 1

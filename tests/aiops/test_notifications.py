@@ -5,6 +5,7 @@ never sends a message twice."""
 from __future__ import annotations
 
 import json
+import threading
 import random
 import time
 
@@ -185,6 +186,29 @@ def test_outbox_fails_a_refused_message_at_once_and_one_whose_rounds_run_out(sto
         assert (a["state"], a["attempts"]) == ("failed", 1) and "HTTP 400" in a["last_error"]
         assert (b["state"], b["attempts"]) == ("failed", 2) and "HTTP 500" in b["last_error"]
         store.close()
+
+
+def test_two_senders_on_one_outbox_deliver_each_message_once_and_in_order(store_url):
+    clock = SettableClock()
+    with HttpReceiver() as receiver:
+        (one, store), (two, other) = _outbox(store_url, receiver.url, clock), _outbox(store_url, receiver.url, clock)
+        with store.begin() as conn:
+            for n in range(6):  # two streams of three messages
+                one.enqueue(conn, receiver="r", action="trigger", reason="first", subject=f"group:{n % 2}",
+                            payload={"n": n}, key=(n,), now=clock.now)
+        receiver.replies = [Reply(200, delay_s=0.05)] * 12
+        threads = [threading.Thread(target=sender.deliver_due) for sender in (one, two) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        one.deliver_due(), two.deliver_due()  # what a pass left behind a stream another sender held
+        sent = [json.loads(r.body)["n"] for r in receiver.requests]
+        assert sorted(sent) == list(range(6))  # each message once, though six passes raced for them
+        assert [n for n in sent if n % 2 == 0] == [0, 2, 4] and [n for n in sent if n % 2] == [1, 3, 5]
+        assert [r["state"] for r in _rows(store)] == ["sent"] * 6
+        store.close()
+        other.close()
 
 
 def test_routes_and_escalations_must_name_configured_receivers(tmp_path):
