@@ -10,7 +10,7 @@ import uuid
 import msgspec
 import pytest
 from fastapi.testclient import TestClient
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from aiops.api import create_app
 from aiops.logmonitor import LogMonitor
@@ -18,7 +18,7 @@ from aiops.service import Service, topic_partitions
 from aiops.settings import Settings
 from aiops.store import StoreEngine
 from aiops.worker import Worker
-from helpers import json_value, run_worker, store_rows, wait_for
+from helpers import json_value, read_dead_letters, run_worker, store_rows, wait_for
 from ingest.bus import BusFull
 from ingest.kafka_bus import create_topics
 
@@ -123,13 +123,7 @@ def test_logs_flow_from_the_api_through_a_worker_to_alerts_and_the_miner_state_s
     (name, state), = _saved(store).items()  # one source: one logs partition
     assert state["offset"] >= 1
 
-    dead = KafkaConsumer(topics.dead_letter, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
-                         group_id=f"r-{tag}", session_timeout_ms=6000, heartbeat_interval_ms=2000)
-    got: list = []
-    try:
-        wait_for(lambda: got.extend(r for rs in dead.poll(timeout_ms=500).values() for r in rs) or len(got), lambda n: n >= 1, 30)
-    finally:
-        dead.close()
+    got = read_dead_letters(kafka_bootstrap, topics.dead_letter, f"r-{tag}")
     assert got[0].value == b'{"v": 1, "body": "not columns"}'
     assert dict(got[0].headers)["aiops.topic"] == topics.logs.encode()
 

@@ -1,6 +1,7 @@
 """Spans over Kafka (Tansu): api-only POST /v1/traces → spans topic (by trace) → callers resolved → spans by
 service → RED and edge points → metrics topic → detected. Two workers split the partitions; one stops
 mid-stream and the other takes its partitions over: the figures stay those of one in-process aggregator.
+A poison spans record goes to the dead letters while the rest flows.
 """
 
 from __future__ import annotations
@@ -11,13 +12,14 @@ import msgspec
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from kafka import KafkaProducer
 
 from aiops.api import create_app
 from aiops.service import Service, topic_partitions
 from aiops.settings import Settings
 from aiops.worker import Worker
 from detectors.red import RedAggregator
-from helpers import OTLP_JSON, json_value, run_worker, store_rows, wait_for
+from helpers import OTLP_JSON, json_value, read_dead_letters, run_worker, store_rows, wait_for
 from ingest.bus import BusFull
 from ingest.kafka_bus import create_topics
 from ingest.otlp_traces import OtlpTracesDecoder
@@ -97,6 +99,10 @@ def test_spans_flow_through_two_stages_and_two_workers_to_alerts_with_exact_figu
     rng = np.random.default_rng(7)
     first_half = [_export(range(start, start + 5), rng) for start in range(0, 20, 5)]
     second_half = [_export(range(start, start + 5), rng) for start in range(20, CALM + 2, 5)]
+    raw = KafkaProducer(bootstrap_servers=kafka_bootstrap)
+    raw.send(settings.kafka.topics.spans, value=b'{"v": 1, "names": []}', partition=0)  # poison: no columns
+    raw.flush()
+    raw.close()
     a, b = Worker(settings, client_id="a"), Worker(settings, client_id="b")
     stop_a, thread_a = run_worker(a)
     stop_b, thread_b = run_worker(b)
@@ -146,5 +152,7 @@ def test_spans_flow_through_two_stages_and_two_workers_to_alerts_with_exact_figu
     (edge,) = topology
     assert (edge["caller"], edge["callee"], edge["source"]) == ("checkout", "payments", "traced")
     assert edge["calls"] >= (CALM + 1) * 12  # replayed spans may count twice in the running total
+    (dead,) = read_dead_letters(kafka_bootstrap, settings.kafka.topics.dead_letter, f"r-{tag}")
+    assert dead.value == b'{"v": 1, "names": []}' and dict(dead.headers)["aiops.topic"] == settings.kafka.topics.spans.encode()
     parts = store_rows(store, "SELECT name FROM checkpoints WHERE name LIKE 'service-map:%'")
     assert parts and all(f"sbs-{tag}" in p[0] for p in parts)
