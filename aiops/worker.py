@@ -24,6 +24,12 @@ checkpointed with the partition's offset like detector state. Closed intervals' 
 metrics topic keyed by series, so their detector state follows the metrics partitions; a replay may
 produce again the counts of intervals closed after the last checkpoint (duplicate points).
 
+Spans come twice (aiops.partition_traces): records of `kafka.topics.spans` (by trace) get their callers
+resolved and go on to `kafka.topics.spans_by_service` (flushed before they are done); records of that
+topic (by service) are aggregated, and each is done only once every interval it added to has been
+emitted to the metrics topic (flushed): until then it is held, uncommitted, so the next owner of the
+partition rebuilds the open intervals by replaying it.
+
 Rebalances run `on_revoke` (wait for the queue to drain, commit, checkpoint the revoked partitions'
 state) and `on_assign` (load their state and applied offsets, reload the owned firing alerts) on
 kafka-python's IO thread while the poll thread waits. SIGTERM stops polling, drains, commits and
