@@ -159,8 +159,7 @@ def _measure(args, bootstrap: str, tmp: Path, n_workers: int, tag: str, topics: 
     print(f"produced {total:,} points ({feed.records:,} records) in {time.perf_counter() - started:.1f} s")
 
     logs = [tmp / f"{tag}-{i}.log" for i in range(n_workers)]
-    procs = [subprocess.Popen([sys.executable, "-m", "aiops", "worker", "--config", str(path)], stdout=subprocess.DEVNULL,
-                              stderr=open(log, "wb"), env={**os.environ, "PYTHONUNBUFFERED": "1"}) for log in logs]
+    procs = start_workers(path, logs, args.cores_per_worker)
     try:
         group = config["kafka"]["group"]
         while True:  # from the moment the group is settled: every worker owns its final share
@@ -184,14 +183,43 @@ def _measure(args, bootstrap: str, tmp: Path, n_workers: int, tag: str, topics: 
             print(f"  produce → alert opened on the alerts topic: p50 {p50 * 1e3:.0f} ms, p99 {p99 * 1e3:.0f} ms "
                   f"over {len(latencies)} alerts ({args.interval * 1e3:.0f} ms between steps of {args.series:,} points)")
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_workers(procs)
     return rate
+
+
+def worker_cores(n_workers: int, cores_per_worker: int | None) -> list[set[int] | None]:
+    """The CPU set of each worker: `cores_per_worker` cores of its own, in order (None: unpinned)."""
+    if not cores_per_worker:
+        return [None] * n_workers
+    cores = sorted(os.sched_getaffinity(0))
+    if n_workers * cores_per_worker > len(cores):
+        raise SystemExit(f"{n_workers} workers x {cores_per_worker} cores: only {len(cores)} cores here ({cores})")
+    return [set(cores[i * cores_per_worker:(i + 1) * cores_per_worker]) for i in range(n_workers)]
+
+
+def start_workers(config: Path, logs: list[Path], cores_per_worker: int | None = None) -> list[subprocess.Popen]:
+    """One `python -m aiops worker` process per log file (its stderr), each pinned to its own cores if asked.
+
+    Only the workers are pinned: the broker and the bench's producer run on any core."""
+    procs = []
+    for log, cores in zip(logs, worker_cores(len(logs), cores_per_worker)):
+        pin = None if cores is None else (lambda cores=cores: os.sched_setaffinity(0, cores))
+        procs.append(subprocess.Popen([sys.executable, "-m", "aiops", "worker", "--config", str(config)],
+                                      stdout=subprocess.DEVNULL, stderr=open(log, "wb"), preexec_fn=pin,
+                                      env={**os.environ, "PYTHONUNBUFFERED": "1"}))
+        if cores is not None:
+            print(f"  worker {len(procs)} (pid {procs[-1].pid}) pinned to cores {sorted(cores)}")
+    return procs
+
+
+def stop_workers(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def _latency(args, bootstrap: str, feed: Feed, alerts_topic: str) -> list[float]:
@@ -265,6 +293,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--spikes", type=int, default=50, help="alerts timed for the latency figures")
     parser.add_argument("--interval", type=float, default=0.2, help="seconds between latency steps")
+    parser.add_argument("--cores-per-worker", type=int, metavar="K",
+                        help="pin worker i to cores [i*K, (i+1)*K) of this process's CPU set (sched_setaffinity), so 1 "
+                        "worker gets K cores and 2 workers 2K; the broker and the producer stay unpinned. Default: unpinned")
     parser.add_argument("--bootstrap", help="an existing broker; default: start Tansu")
     parser.add_argument("--store", help="SQLAlchemy URL of an empty store for a single --workers run; default: an SQLite file "
                         "in a temp dir per run")
