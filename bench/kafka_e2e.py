@@ -101,13 +101,16 @@ def _committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[
         consumer.close()
 
 
-def _assigned(log: Path) -> list[str] | None:
+def _assigned(log: Path, topic: str | None = None) -> list[str] | None:
+    """The partitions (of `topic`, or all) a worker was last assigned, from its log; None before any."""
     last = None
     if log.exists():
         for line in log.read_text(errors="replace").splitlines():
             if '"partitions assigned"' in line:
                 last = json.loads(line)["partitions"]
-    return last
+    if last is None or topic is None:
+        return last
+    return [tp for tp in last if f"topic='{topic}'" in tp]
 
 
 def _run_workers(args, bootstrap: str, tmp: Path, n_workers: int) -> float:
@@ -163,7 +166,7 @@ def _measure(args, bootstrap: str, tmp: Path, n_workers: int, tag: str, topics: 
     try:
         group = config["kafka"]["group"]
         while True:  # from the moment the group is settled: every worker owns its final share
-            owned = [_assigned(log) for log in logs]
+            owned = [_assigned(log, topics["metrics"]) for log in logs]  # they own logs and spans partitions too
             if all(owned) and sum(len(o) for o in owned) == args.partitions:
                 break
             time.sleep(0.05)
