@@ -113,6 +113,33 @@ def _assigned(log: Path, topic: str | None = None) -> list[str] | None:
     return [tp for tp in last if f"topic='{topic}'" in tp]
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """CPU time (user + system, every thread) a process has used so far; 0 if it is gone or unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every process on the machine has used (all cores), from /proc/stat."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # less idle and iowait
+
+
+def broker_pid(bootstrap: str) -> int | None:
+    """The pid of the Tansu process listening on `bootstrap` (the one this bench started), if any."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(b"tansu" in a for a in argv[:1]) and f"tcp://{bootstrap}".encode() in argv:
+            return int(cmdline.parent.name)
+    return None
+
+
 def _run_workers(args, bootstrap: str, tmp: Path, n_workers: int) -> float:
     tag = uuid.uuid4().hex[:8]
     topics = {"metrics": f"bench-{tag}", "dead_letter": f"bench-{tag}-dead", "anomalies": f"bench-{tag}-anomalies",
@@ -170,6 +197,8 @@ def _measure(args, bootstrap: str, tmp: Path, n_workers: int, tag: str, topics: 
             if all(owned) and sum(len(o) for o in owned) == args.partitions:
                 break
             time.sleep(0.05)
+        broker = broker_pid(bootstrap)
+        cpu0 = [cpu_seconds(p.pid) for p in procs], cpu_seconds(broker), machine_busy_seconds()
         t0, c0 = time.perf_counter(), feed.points_below(_committed(bootstrap, group, topics["metrics"], args.partitions))
         while True:
             done = feed.points_below(_committed(bootstrap, group, topics["metrics"], args.partitions))
@@ -177,8 +206,12 @@ def _measure(args, bootstrap: str, tmp: Path, n_workers: int, tag: str, topics: 
                 break
             time.sleep(0.1)
         elapsed = time.perf_counter() - t0
+        workers_cpu = [cpu_seconds(p.pid) - c for p, c in zip(procs, cpu0[0])]
         print(f"{n_workers} worker(s): {done - c0:,} points in {elapsed:.2f} s after the group settled: "
               f"{(done - c0) / elapsed / 1e3:,.0f} k points/s ({c0:,} points were done before)")
+        print(f"  CPU in that window, in cores busy on average: workers {' + '.join(f'{w / elapsed:.2f}' for w in workers_cpu)}, "
+              f"broker {(cpu_seconds(broker) - cpu0[1]) / elapsed:.2f}, whole machine "
+              f"{(machine_busy_seconds() - cpu0[2]) / elapsed:.2f} of {os.cpu_count()}")
         rate = (done - c0) / elapsed
         latencies = _latency(args, bootstrap, feed, topics["alerts"])
         if latencies:

@@ -119,7 +119,8 @@ def closing_spans(services: int, partitions: int, end_s: float) -> SpanBatch:
     n = services * partitions
     low = np.repeat(np.arange(partitions), services)  # trace id low 32 bits → partition
     trace = np.array([f"{0xc105e:016x}{i:08x}{p:08x}" for i, p in enumerate(low)], dtype=object)
-    assert (trace_partitions(trace, partitions) == low).all()
+    if not (trace_partitions(trace, partitions) == low).all():
+        raise RuntimeError("closing trace ids do not land on the partitions meant")
     names = np.array([f"svc-{s:02d}" for s in range(services)] * partitions, dtype=object)
     return SpanBatch(np.array([f"c{i:015x}" for i in range(n)], dtype=object), np.array([""] * n, dtype=object),
                      names, names + " op-0", np.full(n, end_s), np.full(n, 1.0), np.zeros(n, dtype=bool),
