@@ -188,21 +188,23 @@ def run_worker(args, bootstrap: str, tmp: Path, spans: SpanBatch) -> None:
         try:
             while not _settled(logs, 3 * p):
                 time.sleep(0.05)
+            cpu0 = e2e.cpu_seconds(procs[0].pid), e2e.machine_busy_seconds()
             t0 = time.perf_counter()
             c0 = feed.spans_below(e2e._committed(bootstrap, group, topics["spans"], p))
             settings = TracesSettings()  # the worker's: defaults
             closing_end = float(spans.end_s.max()) + settings.interval_s + settings.grace_s + 1
-            timeline = []  # (seconds since t0, spans-by-service committed offsets)
+            timeline = []  # (seconds since t0, spans-by-service committed offsets, worker CPU s, machine CPU s)
             stage1 = None
             while time.perf_counter() - t0 < args.timeout:
                 now = time.perf_counter() - t0
-                timeline.append((now, e2e._committed(bootstrap, group, topics["spans_by_service"], p)))
+                timeline.append((now, e2e._committed(bootstrap, group, topics["spans_by_service"], p),
+                                 e2e.cpu_seconds(procs[0].pid) - cpu0[0], e2e.machine_busy_seconds() - cpu0[1]))
                 if stage1 is None and feed.spans_below(e2e._committed(bootstrap, group, topics["spans"], p)) >= len(spans):
                     stage1 = now
                     feed.producer.send(closing_spans(args.services, p, closing_end))
                     feed.producer.flush()
                 # the records holding the closing spans are never committed: stop once nothing moved for 5 s
-                if stage1 is not None and now - stage1 > 5 and all(c == timeline[-1][1] for t, c in timeline if t >= now - 5):
+                if stage1 is not None and now - stage1 > 5 and all(c == timeline[-1][1] for t, c, *_ in timeline if t >= now - 5):
                     break
                 time.sleep(0.1)
             else:
@@ -212,7 +214,7 @@ def run_worker(args, bootstrap: str, tmp: Path, spans: SpanBatch) -> None:
     stop_at, resolved = _by_service_counts(bootstrap, topics["spans_by_service"], p, closing_end)
     if timeline[-1][1] != stop_at:
         raise SystemExit(f"stage 2 stalled: committed {timeline[-1][1]}, the closing spans start at {stop_at}")
-    done = next(t for t, c in timeline if c == stop_at)
+    done, _, worker_cpu, machine_cpu = next(e for e in timeline if e[1] == stop_at)
     n = len(spans) - c0
     print(f"1 worker: {n:,} spans ({c0:,} done before it owned every partition); {resolved:,} of them "
           f"sent on by service")
@@ -220,6 +222,8 @@ def run_worker(args, bootstrap: str, tmp: Path, spans: SpanBatch) -> None:
           f"{n / stage1 / 1e3:,.0f} k spans/s")
     print(f"  end to end (both topics committed): {done:.2f} s: {n / done / 1e3:,.0f} k spans/s "
           f"({done - stage1:.2f} s after stage 1 was done)")
+    print(f"  CPU in that window, in cores busy on average: the worker {worker_cpu / done:.2f}, whole machine "
+          f"{machine_cpu / done:.2f} of {e2e.os.cpu_count()}")
 
 
 def stage1_alone(args, bootstrap: str, spans: SpanBatch) -> None:
