@@ -15,10 +15,14 @@
 
 Starts Tansu like the tests (tests/kafka_broker.py) unless `--bootstrap` is given; the store is an
 SQLite file in a temp dir unless `--store` (a URL) or `--pg` (a server to create a database on) is
-given; with several workers use PostgreSQL, as a deployment would.
+given; with several workers use PostgreSQL, as a deployment would. `--cores-per-worker K` pins worker i
+to its own K cores (1 worker: cores 0..K-1; 2 workers: 0..2K-1), so scale-out adds cores with workers
+on one machine; the broker and the bench's producer stay unpinned (the topic is filled before the
+workers start, so the producer does not compete). Each run prints the CPU the workers, the broker and
+the whole machine used in the timed window.
 
     .venv/bin/python bench/kafka_e2e.py [--points 3000000] [--series 10000] [--partitions 6] [--workers 1 2]
-                                        [--pg postgresql://postgres@127.0.0.1:5432/test]
+                                        [--pg postgresql://postgres@127.0.0.1:5432/test] [--cores-per-worker 1]
 """
 
 from __future__ import annotations
