@@ -15,10 +15,14 @@
 
 Starts Tansu like the tests (tests/kafka_broker.py) unless `--bootstrap` is given; the store is an
 SQLite file in a temp dir unless `--store` (a URL) or `--pg` (a server to create a database on) is
-given; with several workers use PostgreSQL, as a deployment would.
+given; with several workers use PostgreSQL, as a deployment would. `--cores-per-worker K` pins worker i
+to its own K cores (1 worker: cores 0..K-1; 2 workers: 0..2K-1), so scale-out adds cores with workers
+on one machine; the broker and the bench's producer stay unpinned (the topic is filled before the
+workers start, so the producer does not compete). Each run prints the CPU the workers, the broker and
+the whole machine used in the timed window.
 
     .venv/bin/python bench/kafka_e2e.py [--points 3000000] [--series 10000] [--partitions 6] [--workers 1 2]
-                                        [--pg postgresql://postgres@127.0.0.1:5432/test]
+                                        [--pg postgresql://postgres@127.0.0.1:5432/test] [--cores-per-worker 1]
 """
 
 from __future__ import annotations
@@ -101,13 +105,43 @@ def _committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[
         consumer.close()
 
 
-def _assigned(log: Path) -> list[str] | None:
+def _assigned(log: Path, topic: str | None = None) -> list[str] | None:
+    """The partitions (of `topic`, or all) a worker was last assigned, from its log; None before any."""
     last = None
     if log.exists():
         for line in log.read_text(errors="replace").splitlines():
             if '"partitions assigned"' in line:
                 last = json.loads(line)["partitions"]
-    return last
+    if last is None or topic is None:
+        return last
+    return [tp for tp in last if f"topic='{topic}'" in tp]
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """CPU time (user + system, every thread) a process has used so far; 0 if it is gone or unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, TypeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every process on the machine has used (all cores), from /proc/stat."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # less idle and iowait
+
+
+def broker_pid(bootstrap: str) -> int | None:
+    """The pid of the Tansu process listening on `bootstrap` (the one this bench started), if any."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(b"tansu" in a for a in argv[:1]) and f"tcp://{bootstrap}".encode() in argv:
+            return int(cmdline.parent.name)
+    return None
 
 
 def _run_workers(args, bootstrap: str, tmp: Path, n_workers: int) -> float:
@@ -159,15 +193,16 @@ def _measure(args, bootstrap: str, tmp: Path, n_workers: int, tag: str, topics: 
     print(f"produced {total:,} points ({feed.records:,} records) in {time.perf_counter() - started:.1f} s")
 
     logs = [tmp / f"{tag}-{i}.log" for i in range(n_workers)]
-    procs = [subprocess.Popen([sys.executable, "-m", "aiops", "worker", "--config", str(path)], stdout=subprocess.DEVNULL,
-                              stderr=open(log, "wb"), env={**os.environ, "PYTHONUNBUFFERED": "1"}) for log in logs]
+    procs = start_workers(path, logs, args.cores_per_worker)
     try:
         group = config["kafka"]["group"]
         while True:  # from the moment the group is settled: every worker owns its final share
-            owned = [_assigned(log) for log in logs]
+            owned = [_assigned(log, topics["metrics"]) for log in logs]  # they own logs and spans partitions too
             if all(owned) and sum(len(o) for o in owned) == args.partitions:
                 break
             time.sleep(0.05)
+        broker = broker_pid(bootstrap)
+        cpu0 = [cpu_seconds(p.pid) for p in procs], cpu_seconds(broker), machine_busy_seconds()
         t0, c0 = time.perf_counter(), feed.points_below(_committed(bootstrap, group, topics["metrics"], args.partitions))
         while True:
             done = feed.points_below(_committed(bootstrap, group, topics["metrics"], args.partitions))
@@ -175,8 +210,12 @@ def _measure(args, bootstrap: str, tmp: Path, n_workers: int, tag: str, topics: 
                 break
             time.sleep(0.1)
         elapsed = time.perf_counter() - t0
+        workers_cpu = [cpu_seconds(p.pid) - c for p, c in zip(procs, cpu0[0])]
         print(f"{n_workers} worker(s): {done - c0:,} points in {elapsed:.2f} s after the group settled: "
               f"{(done - c0) / elapsed / 1e3:,.0f} k points/s ({c0:,} points were done before)")
+        print(f"  CPU in that window, in cores busy on average: workers {' + '.join(f'{w / elapsed:.2f}' for w in workers_cpu)}, "
+              f"broker {(cpu_seconds(broker) - cpu0[1]) / elapsed:.2f}, whole machine "
+              f"{(machine_busy_seconds() - cpu0[2]) / elapsed:.2f} of {os.cpu_count()}")
         rate = (done - c0) / elapsed
         latencies = _latency(args, bootstrap, feed, topics["alerts"])
         if latencies:
@@ -184,14 +223,43 @@ def _measure(args, bootstrap: str, tmp: Path, n_workers: int, tag: str, topics: 
             print(f"  produce → alert opened on the alerts topic: p50 {p50 * 1e3:.0f} ms, p99 {p99 * 1e3:.0f} ms "
                   f"over {len(latencies)} alerts ({args.interval * 1e3:.0f} ms between steps of {args.series:,} points)")
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_workers(procs)
     return rate
+
+
+def worker_cores(n_workers: int, cores_per_worker: int | None) -> list[set[int] | None]:
+    """The CPU set of each worker: `cores_per_worker` cores of its own, in order (None: unpinned)."""
+    if not cores_per_worker:
+        return [None] * n_workers
+    cores = sorted(os.sched_getaffinity(0))
+    if n_workers * cores_per_worker > len(cores):
+        raise SystemExit(f"{n_workers} workers x {cores_per_worker} cores: only {len(cores)} cores here ({cores})")
+    return [set(cores[i * cores_per_worker:(i + 1) * cores_per_worker]) for i in range(n_workers)]
+
+
+def start_workers(config: Path, logs: list[Path], cores_per_worker: int | None = None) -> list[subprocess.Popen]:
+    """One `python -m aiops worker` process per log file (its stderr), each pinned to its own cores if asked.
+
+    Only the workers are pinned: the broker and the bench's producer run on any core."""
+    procs = []
+    for log, cores in zip(logs, worker_cores(len(logs), cores_per_worker)):
+        pin = None if cores is None else (lambda cores=cores: os.sched_setaffinity(0, cores))
+        procs.append(subprocess.Popen([sys.executable, "-m", "aiops", "worker", "--config", str(config)],
+                                      stdout=subprocess.DEVNULL, stderr=open(log, "wb"), preexec_fn=pin,
+                                      env={**os.environ, "PYTHONUNBUFFERED": "1"}))
+        if cores is not None:
+            print(f"  worker {len(procs)} (pid {procs[-1].pid}) pinned to cores {sorted(cores)}")
+    return procs
+
+
+def stop_workers(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def _latency(args, bootstrap: str, feed: Feed, alerts_topic: str) -> list[float]:
@@ -265,6 +333,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--spikes", type=int, default=50, help="alerts timed for the latency figures")
     parser.add_argument("--interval", type=float, default=0.2, help="seconds between latency steps")
+    parser.add_argument("--cores-per-worker", type=int, metavar="K",
+                        help="pin worker i to cores [i*K, (i+1)*K) of this process's CPU set (sched_setaffinity), so 1 "
+                        "worker gets K cores and 2 workers 2K; the broker and the producer stay unpinned. Default: unpinned")
     parser.add_argument("--bootstrap", help="an existing broker; default: start Tansu")
     parser.add_argument("--store", help="SQLAlchemy URL of an empty store for a single --workers run; default: an SQLite file "
                         "in a temp dir per run")
