@@ -111,3 +111,18 @@ def test_forgotten_series_leave_their_entity_incomplete_and_unscored():
     assert np.isfinite(group.latest).all()
     monitor.forget(np.array(ids[:3] + [len(reg) + 5]))  # host h0's series, and an id not seen yet
     assert np.isnan(group.latest[0]).all() and np.isfinite(group.latest[1:]).all()
+
+
+def test_an_api_only_reload_asks_for_a_restart_when_entity_rules_change(tmp_path, monkeypatch):
+    from aiops.config_loader import load_settings
+    from aiops.service import Service
+
+    config = tmp_path / "aiops.yaml"
+    config.write_text("server:\n  mode: api-only\n")
+    monkeypatch.setenv("AIOPS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("AIOPS_STORE__URL", f"sqlite:///{tmp_path / 'aiops.db'}")
+    service = Service(load_settings(config), config_path=config)  # not started: reload needs no broker
+    config.write_text("server:\n  mode: api-only\ndetection:\n  entities:\n    - name: hosts\n      group_by: [host]\n"
+                      "      features: [cpu, req]\n")
+    assert service.reload().restart_required == ["detection.entities"]  # the producer keeps the old placement
+    assert service.partitioner("cpu", {"host": "h1"}) == series_entry("cpu", {"host": "h1"})
