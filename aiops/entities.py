@@ -6,6 +6,10 @@ value of each (entity, feature) in a matrix (a vectorized scatter per batch); ev
 wall-clock time `tick` scores each complete row, turns high scores into anomalies (attached to the
 series of the feature that drove the score, alerted per entity), and adds the rows to the training
 buffer. Refitting runs in a background thread every `refit_every_s`, swapping the model in whole.
+
+In a Kafka worker the monitor sees the entities of the partitions it owns (aiops.partitioning keeps
+an entity's series on one partition); `forget` drops the rows of a revoked partition's series, so an
+entity another worker now owns is not scored here on stale values. Forests are not checkpointed.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numpy as np
 
 from aiops.alerts import AnomalyRecord
 from aiops.matchers import parse_selector
+from aiops.partitioning import entity_alert_name
 from aiops.settings import EntityRule
 from detectors import SEVERITIES, MetricBatch
 from detectors.entity import EntityDetector
@@ -103,6 +108,18 @@ class EntityMonitor:
                 if hit.any():
                     group.latest.reshape(-1)[cell[hit]] = batch.value[hit]
 
+    def forget(self, series_ids: np.ndarray) -> None:
+        """Clear the latest values of these series: their entities are incomplete, so not scored, until
+        every feature arrives again (a worker's revoked partitions)."""
+        if not self._groups or len(series_ids) == 0:
+            return
+        with self._lock:
+            self._route_new_series()
+            ids = series_ids[series_ids < self._map.shape[1]]
+            for g, group in enumerate(self._groups):  # a loop over entity rules, not series
+                cell = self._map[g, ids]
+                group.latest.reshape(-1)[cell[cell >= 0]] = np.nan
+
     def tick(self, now: float) -> list[AnomalyRecord]:
         """Score entities whose interval has passed; start background refits that are due."""
         records: list[AnomalyRecord] = []
@@ -156,7 +173,7 @@ class EntityMonitor:
                         },
                         **({"runbook_url": rule.runbook_url} if rule.runbook_url else {}),
                     },
-                    alert_key=(f"entity:{rule.name}", tuple(sorted(labels.items()))),
+                    alert_key=(entity_alert_name(rule.name), tuple(sorted(labels.items()))),
                 )
             )
         return out

@@ -17,7 +17,8 @@ worker still holds the partition's ownership epoch (aiops.fencing).
 Forecast history (aiops.forecasts) follows partitions the same way: the checkpoint carries the
 downsampled history of the partition's watched series under `forecast_history`, so the new owner
 forecasts them at once instead of collecting `forecasting.history_days` of points again; a revoked
-partition's series are no longer forecast here.
+partition's series are no longer forecast here. Entity rows (aiops.entities) of a revoked
+partition's series are cleared likewise; entity forests are not checkpointed (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from kafka import TopicPartition
 from sqlalchemy import Connection
 
 from aiops.detection import DetectionRouter
+from aiops.entities import EntityMonitor
 from aiops.fencing import PartitionEpochs
 from aiops.forecasts import ForecastService
 from aiops.store import repository
@@ -55,11 +57,12 @@ class PartitionState:
     """Which series each owned partition carries; their state to and from the store."""
 
     def __init__(self, detection: DetectionRouter, registry: SeriesRegistry, group: str,
-                 forecasts: ForecastService | None = None) -> None:
+                 forecasts: ForecastService | None = None, entities: EntityMonitor | None = None) -> None:
         self.detection = detection
         self.registry = registry
         self.group = group
         self.forecasts = forecasts
+        self.entities = entities
         self._members: dict[TopicPartition, np.ndarray] = {}
 
     def observe(self, tp: TopicPartition, series_ids: np.ndarray) -> None:
@@ -122,10 +125,11 @@ class PartitionState:
             log.warning("forecast history not restored", extra={"partition": str(tp), "error": str(exc)})
 
     def forget(self, tps: list[TopicPartition]) -> None:
-        """Drop the revoked partitions; their series are no longer forecast here (unless another owned
-        partition carries them too: mapped topics are partitioned by their producers)."""
+        """Drop the revoked partitions; their series are no longer forecast nor scored as entity features
+        here (unless another owned partition carries them too: mapped topics are partitioned by their
+        producers)."""
         gone = [self._members.pop(tp) for tp in tps if tp in self._members]
-        if self.forecasts is None or not gone:
+        if (self.forecasts is None and self.entities is None) or not gone:
             return
         mask = np.zeros(max(len(m) for m in gone), dtype=bool)
         for m in gone:  # a loop over partitions
@@ -133,7 +137,11 @@ class PartitionState:
         for m in self._members.values():
             n = min(len(m), len(mask))
             mask[:n] &= ~m[:n]
-        self.forecasts.forget(np.flatnonzero(mask))
+        ids = np.flatnonzero(mask)
+        if self.forecasts is not None:
+            self.forecasts.forget(ids)
+        if self.entities is not None:
+            self.entities.forget(ids)
 
 
 def load_applied(conn: Connection, group: str, tps: list[TopicPartition]) -> dict[TopicPartition, int]:

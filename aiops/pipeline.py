@@ -327,8 +327,8 @@ class Pipeline:
             self.checkpoint()
         if self.entities is not None and self.entities.enabled:
             entity_anomalies = self.entities.tick(now)
-            if entity_anomalies:
-                self._persist(entity_anomalies, now)
+            if entity_anomalies:  # a Kafka worker publishes their alert events (on_housekeeping)
+                self._persist(entity_anomalies, now, self.on_housekeeping)
         if self.forecasts is not None:
             self._take_verdicts(now)
         if self.logs is not None:

@@ -25,6 +25,7 @@ from aiops.outbox import Outbox
 from aiops.receivers import Receivers
 from aiops.remediation_hooks import ServiceHooks
 from aiops.silences import SilenceBook
+from aiops.partitioning import SeriesPartitioner
 from aiops.pipeline import Pipeline
 from aiops.shared_series import StoreSeries
 from aiops.settings import Settings
@@ -113,6 +114,8 @@ class Service:
         )
         self.notifier = Notifier(settings, self.incidents, self.outbox)
         self.planner = Planner(settings.remediation)
+        # Kafka: the api-only producer and the workers place series alike (entity features by entity)
+        self.partitioner = SeriesPartitioner(settings.detection.entities)
         worker = role == "worker"  # a Kafka worker: series shared with other processes, state per partition
         self.forecasts = ForecastService(settings.forecasting, self.registry, self.store, clock=clock,
                                          shared_series=StoreSeries(self.registry) if worker else None)
@@ -122,7 +125,7 @@ class Service:
             bus=self.bus,
             registry=self.registry,
             detection=self.detection,
-            entities=None if worker else EntityMonitor(settings.detection.entities, self.registry),
+            entities=EntityMonitor(settings.detection.entities, self.registry),  # a worker: its partitions' entities
             incidents=self.incidents,
             notifier=self.notifier,
             planner=self.planner,
@@ -182,7 +185,7 @@ class Service:
         self.producer = MetricProducer(
             k.bootstrap, k.topics.metrics, self.registry,
             compression=None if k.compression == "none" else k.compression,
-            max_block_ms=int(self.settings.server.ingest_wait_s * 1000),
+            max_block_ms=int(self.settings.server.ingest_wait_s * 1000), partition_key=self.partitioner,
         )
         if self.logs is not None:
             from ingest.kafka_logs import LogProducer
@@ -274,7 +277,8 @@ class Service:
         with self._reload_lock:
             new = load_settings(self.config_path)
             report = self.detection.reconfigure(with_trace_rules(new.detection, self.settings.traces), new.alerting)
-            if new.detection.entities != self.settings.detection.entities:  # entity models start afresh
+            entities_changed = new.detection.entities != self.settings.detection.entities
+            if entities_changed:  # entity models start afresh
                 self.pipeline.entities = EntityMonitor(new.detection.entities, self.registry)
             alerts = self.pipeline.alerts
             alerts.resolve_after_s = new.alerting.resolve_after_s
@@ -299,6 +303,8 @@ class Service:
                 name for name in type(new).model_fields
                 if name not in _LIVE_SECTIONS and getattr(new, name) != getattr(self.settings, name)
             ]
+            if entities_changed and self.api_only:  # the producer keeps placing series by the old rules
+                restart.append("detection.entities")
             self.settings = self.settings.model_copy(update={name: getattr(new, name) for name in _LIVE_SECTIONS})
         log.info("settings reloaded", extra={"restart_required": restart, **vars(report)})
         return ReloadResult(report, restart)

@@ -55,7 +55,6 @@ import msgspec
 import numpy as np
 from kafka import KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
-from kafka.partitioner.default import murmur2
 
 from aiops.alerts import AlertEvent, AnomalyRecord
 from aiops.fencing import PartitionEpochs, PartitionFenced
@@ -101,7 +100,7 @@ class Worker:
         self.service = service or Service(settings, clock=clock, role="worker")
         self.pipeline = self.service.pipeline
         self.state = PartitionState(self.service.detection, self.service.registry, self.kafka.group,
-                                    forecasts=self.service.forecasts)
+                                    forecasts=self.service.forecasts, entities=self.pipeline.entities)
         self.epochs = PartitionEpochs(self.kafka.group)  # the ownership epochs claimed at assignment
         # predictive alerts and resolutions found on the tick: their events go to the alerts topic too
         self.pipeline.on_housekeeping = lambda conn, records, alert_ids, events: self._publish([], [], events)
@@ -153,7 +152,8 @@ class Worker:
             log.warning("logs topic missing: no log records are mined here", extra={"topic": k.topics.logs})
         compression = None if k.compression == "none" else k.compression
         if n_logs or traced:
-            self.counts = MetricProducer(k.bootstrap, k.topics.metrics, self.service.registry, compression=compression)
+            self.counts = MetricProducer(k.bootstrap, k.topics.metrics, self.service.registry, compression=compression,
+                                         partition_key=self.service.partitioner)
         if self.settings.traces.enabled and not traced:
             log.warning("span topics missing: no spans are aggregated here", extra={"topic": k.topics.spans})
         if traced:
@@ -498,15 +498,14 @@ class Worker:
         log.info("partitions assigned", extra={"partitions": [str(tp) for tp in partitions], "warm": len(loaded)})
 
     def _owns(self, alert: dict[str, Any], owned: set[int], members: set) -> bool:
-        """Whether the alert's series is this worker's: it hashes to an owned metrics partition, or an
-        owned partition's checkpoint holds it (mapped topics are partitioned by their producers)."""
+        """Whether the alert's series (or entity) is this worker's: it hashes to an owned metrics partition
+        (aiops.partitioning), or an owned partition's checkpoint holds it (mapped topics are partitioned
+        by their producers)."""
         labels = dict(alert["labels"])
         name = labels.pop("__name__", "")
-        key = series_key(name, labels)
-        if key in members:
+        if series_key(name, labels) in members:
             return True
-        entry = msgspec.json.encode((name, dict(key[1])))
-        return (murmur2(entry) & 0x7FFFFFFF) % self._n_partitions in owned
+        return self.service.partitioner.alert_partition(alert["labels"], self._n_partitions) in owned
 
 
 def _mapping_decoders(mappings, registry, clock: Callable[[], float]) -> dict[str, Callable[[bytes], Any]]:

@@ -36,7 +36,7 @@ from kafka.structs import OffsetAndMetadata
 
 from detectors.types import MetricBatch
 from ingest.bus import BusFull
-from ingest.kafka_codec import RecordCodec, RecordError
+from ingest.kafka_codec import PartitionKey, RecordCodec, RecordError
 from ingest.registry import SeriesRegistry
 
 __all__ = [
@@ -153,7 +153,8 @@ class MetricProducer(TopicProducer):
     Records are batched by the client (`linger_ms`, `batch_size`) and compressed (`compression`:
     zstd by default, which needs Kafka 2.1+ and the zstandard package, a dependency; over Tansu here it
     produced 2.3-2.5x the points/s of gzip and consumed 1.0-1.6x, bench/kafka.py; "gzip" or None for older
-    brokers). `producer` is a seam for tests.
+    brokers). `producer` is a seam for tests. `partition_key` (aiops.partitioning.SeriesPartitioner) keeps
+    an entity's series on one partition; every producer of a topic must use the same one.
     """
 
     def __init__(
@@ -170,8 +171,9 @@ class MetricProducer(TopicProducer):
         request_timeout_ms: int = 10_000,
         bootstrap_timeout_ms: int = 10_000,
         producer: KafkaProducer | None = None,
+        partition_key: PartitionKey | None = None,
     ) -> None:
-        self.codec = RecordCodec(registry, max_points=max_points)  # its caches are not thread-safe; KafkaProducer is
+        self.codec = RecordCodec(registry, max_points=max_points, partition_key=partition_key)  # its caches are not thread-safe; KafkaProducer is
         super().__init__(bootstrap, topic, compression=compression, max_block_ms=max_block_ms, producer=producer,
                          linger_ms=linger_ms, batch_size=batch_size, request_timeout_ms=request_timeout_ms,
                          bootstrap_timeout_ms=bootstrap_timeout_ms)

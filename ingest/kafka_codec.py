@@ -24,10 +24,12 @@ bytes a point raw, ~7 compressed) and binary decodes only ~1.4x faster, encodes 
 identities would remove that cost but makes records depend on state; not done. Each process interns
 identities into its own registry on decode, caching table entry → id.
 
-Partitioning: a series' partition is murmur2(series identity) mod partitions — Kafka's own default
-partitioner over the table entry of the series — so one series always lands on one partition and a
-consumer group spreads series (and so detector state) over its members. `split_by_partition` cuts a
-batch into one record set per partition before producing.
+Partitioning: a series' partition is murmur2(its partition key) mod partitions. The key is, by
+default, the series' table entry (`series_entry`: Kafka's own default partitioner over the identity),
+so one series always lands on one partition and a consumer group spreads series (and so detector
+state) over its members. A codec given another `partition_key` (aiops.partitioning.SeriesPartitioner:
+the series of one entity share a key) computes it once per series, at first sight.
+`split_by_partition` cuts a batch into one record set per partition before producing.
 
 Errors: `RecordError` (a record that cannot be decoded: bad magic, unknown version, inconsistent
 lengths, bad index, non-finite values, a bad name or labels, the series limit reached).
@@ -36,6 +38,7 @@ lengths, bad index, non-finite values, a bad name or labels, the series limit re
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable, Mapping
 
 import msgspec
 import numpy as np
@@ -44,13 +47,26 @@ from kafka.partitioner.default import murmur2
 from detectors.types import MetricBatch
 from ingest.registry import SeriesLimitReached, SeriesRegistry, series_key
 
-__all__ = ["MAGIC", "VERSION", "RecordCodec", "RecordError", "decode_json_record"]
+__all__ = ["MAGIC", "VERSION", "PartitionKey", "RecordCodec", "RecordError", "decode_json_record", "partition_hash",
+           "series_entry"]
 
 MAGIC = b"AIOM"
 VERSION = 1
 _HEADER = struct.Struct("<4sB3xIII")
 _MAX_NAME = 256
 _MAX_LABELS = 64
+
+PartitionKey = Callable[[str, Mapping[str, str]], bytes]  # (name, labels) → the bytes a partition is hashed from
+
+
+def series_entry(name: str, labels: Mapping[str, str]) -> bytes:
+    """A series' identity as a record's table entry (labels sorted by key): the default partition key."""
+    return msgspec.json.encode((name, dict(sorted(labels.items()))))
+
+
+def partition_hash(key: bytes) -> int:
+    """murmur2 of `key`, made positive as Kafka's default partitioner does; mod partitions gives the partition."""
+    return murmur2(key) & 0x7FFFFFFF
 
 
 class RecordError(Exception):
@@ -76,15 +92,18 @@ class RecordCodec:
     Caches, per series id, its table entry and its hash (both bounded by the registry's size) and, per
     table entry seen on decode, its id. `max_points` caps the points of one record, so a record stays
     well under the broker's message size limit (20 bytes a point: 16384 points ≈ 330 kB raw).
+    `partition_key` names the bytes a series' partition is hashed from (the identity by default).
     """
 
-    def __init__(self, registry: SeriesRegistry, max_points: int = 16384) -> None:
+    def __init__(self, registry: SeriesRegistry, max_points: int = 16384,
+                 partition_key: PartitionKey | None = None) -> None:
         if max_points < 1:
             raise ValueError(f"max_points must be at least 1, got {max_points}")
         self.registry = registry
         self.max_points = max_points
+        self.partition_key = partition_key
         self._entries: list[bytes] = []  # sid → JSON table entry
-        self._hashes = np.zeros(0, dtype=np.int64)  # sid → murmur2 of the entry, positive
+        self._hashes = np.zeros(0, dtype=np.int64)  # sid → murmur2 of its partition key, positive
         self._table_decoder = msgspec.json.Decoder(list[msgspec.Raw])
         self._entry_decoder = msgspec.json.Decoder(tuple[str, dict[str, str]])
         self._ids: dict[bytes, int] = {}  # table entry → sid
@@ -94,12 +113,13 @@ class RecordCodec:
     def _ensure_cached(self, upto: int) -> None:
         if upto < len(self._entries):
             return
-        new = range(len(self._entries), upto + 1)
-        for sid in new:
+        fresh = []
+        for sid in range(len(self._entries), upto + 1):  # a loop over series at first sight
             name, labels = self.registry.key(sid)
-            self._entries.append(msgspec.json.encode((name, dict(labels))))
-        fresh = np.array([murmur2(self._entries[sid]) & 0x7FFFFFFF for sid in new], dtype=np.int64)
-        self._hashes = np.concatenate([self._hashes, fresh])
+            entry = msgspec.json.encode((name, dict(labels)))
+            self._entries.append(entry)
+            fresh.append(partition_hash(entry if self.partition_key is None else self.partition_key(name, dict(labels))))
+        self._hashes = np.concatenate([self._hashes, np.array(fresh, dtype=np.int64)])
 
     def partitions_of(self, series_id: np.ndarray, n_partitions: int) -> np.ndarray:
         """The partition of each series in `series_id` among `n_partitions`."""
