@@ -130,16 +130,19 @@ def run_worker(worker):
     return stop, thread
 
 
-def read_dead_letters(bootstrap: str, topic: str, group: str, at_least: int = 1, timeout_s: float = 30.0) -> list:
-    """Records of a dead-letter topic, read from the earliest offset until `at_least` came."""
+def read_topic(bootstrap: str, topic: str, at_least: int = 1, timeout_s: float = 30.0, group: str | None = None) -> list:
+    """Records of a topic, read from the earliest offset until `at_least` came (a fresh group unless named)."""
+    import uuid
+
     from kafka import KafkaConsumer
 
-    dead = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=group,
-                         session_timeout_ms=6000, heartbeat_interval_ms=2000)
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
+                             group_id=group or f"reader-{uuid.uuid4().hex[:8]}", session_timeout_ms=6000,
+                             heartbeat_interval_ms=2000)
     got: list = []
     try:
-        wait_for(lambda: got.extend(r for rs in dead.poll(timeout_ms=500).values() for r in rs) or len(got),
+        wait_for(lambda: got.extend(r for rs in consumer.poll(timeout_ms=500).values() for r in rs) or len(got),
                  lambda n: n >= at_least, timeout_s)
     finally:
-        dead.close()
+        consumer.close()
     return got

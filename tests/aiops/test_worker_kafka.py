@@ -28,7 +28,7 @@ from aiops.store.schema import metadata
 from aiops.worker import Worker
 from detectors.checkpoint import unpack
 from detectors.types import MetricBatch
-from helpers import wait_for
+from helpers import read_topic, wait_for
 from ingest.kafka_bus import MetricProducer, create_topics
 from ingest.kafka_codec import RecordCodec
 from ingest.registry import SeriesRegistry, series_key
@@ -90,18 +90,6 @@ def _committed(bootstrap: str, group: str, topic: str) -> int:
         return sum(consumer.committed(TopicPartition(topic, p)) or 0 for p in range(PARTITIONS))
     finally:
         consumer.close()
-
-
-def _read_all(bootstrap: str, topic: str, want: int, timeout_s: float = 20.0) -> list:
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
-                             group_id=f"reader-{uuid.uuid4().hex[:8]}", session_timeout_ms=6000, heartbeat_interval_ms=2000)
-    got: list = []
-    try:
-        wait_for(lambda: got.extend(r for rs in consumer.poll(timeout_ms=500).values() for r in rs) or len(got),
-                 lambda n: n >= want, timeout_s)
-    finally:
-        consumer.close()
-    return got
 
 
 @pytest.fixture
@@ -169,14 +157,14 @@ def test_points_become_anomalies_and_alerts_published_downstream_while_poison_go
     assert [a[1] for a in alerts] == [1, 1, 1]
     assert worker.points == 60 * 20 + 40
 
-    dead = _read_all(kafka_bootstrap, topics.dead_letter, 2)
+    dead = read_topic(kafka_bootstrap, topics.dead_letter, 2)
     headers = [dict(d.headers) for d in dead]
     assert sorted(d.value for d in dead) == [b"this is not a metric record", b'{"metric": "queue", "v": "lots"}']
     assert {h["aiops.topic"].decode() for h in headers} == {topics.metrics, f"team-{tag}"}
     assert all(h["aiops.error"] for h in headers)
-    anomalies = [json.loads(m.value) for m in _read_all(kafka_bootstrap, topics.anomalies, 3)]
+    anomalies = [json.loads(m.value) for m in read_topic(kafka_bootstrap, topics.anomalies, 3)]
     assert sorted((a["name"], a["value"]) for a in anomalies) == [("cpu", 500.0), ("cpu", 500.0), ("queue", 500.0)]
-    events = [json.loads(m.value) for m in _read_all(kafka_bootstrap, topics.alerts, 3)]
+    events = [json.loads(m.value) for m in read_topic(kafka_bootstrap, topics.alerts, 3)]
     assert sorted(e["event"] for e in events) == ["opened"] * 3
 
 
