@@ -42,11 +42,10 @@ from typing import Literal, NamedTuple
 import msgspec
 import numpy as np
 from kafka import KafkaProducer
-from kafka.partitioner.default import murmur2
 
 from detectors.red import SpanBatch
 from ingest.kafka_bus import TopicProducer
-from ingest.kafka_codec import RecordError, decode_json_record
+from ingest.kafka_codec import RecordError, decode_json_record, partition_hash
 
 __all__ = ["SPAN_VERSION", "SpanProducer", "SpanRecord", "decode_spans", "encode_spans", "service_partition", "trace_partitions"]
 
@@ -85,7 +84,7 @@ _encoder = msgspec.json.Encoder()
 
 def service_partition(service: str, n_partitions: int) -> int:
     """The partition of `kafka.topics.spans_by_service` a service's spans go to."""
-    return (murmur2(service.encode()) & 0x7FFFFFFF) % n_partitions
+    return partition_hash(service.encode()) % n_partitions
 
 
 def trace_partitions(trace_id: np.ndarray, n_partitions: int) -> np.ndarray:
