@@ -8,8 +8,10 @@
 
 Stage 1 (`resolve`) keeps one `ParentIndex` per owned spans partition, in memory only: after a
 rebalance the new owner starts with an empty index, so a child whose parent came before the move is
-counted in its service but not on an edge (for at most one trace's lifetime). Each resolved record
-carries its spans partition and that partition's watermark (the latest span end it has seen).
+counted in its service but not on an edge (for at most one trace's lifetime). A span whose parent has
+not come yet waits for it (`traces.parent_wait_s`, in memory: a crash loses those waiting). Each
+resolved record carries its spans partition and that partition's watermark (the latest span end it
+has seen).
 
 Stage 2 merges several streams (one per spans partition), which run ahead of each other — a worker
 behind on its partitions sends older spans. So an interval closes by event-time watermark, as stream
@@ -56,8 +58,14 @@ def part_name(group: str, tp: TopicPartition) -> str:
 
 
 def resolve(index: ParentIndex, spans: SpanBatch) -> SpanBatch:
-    """The spans stage 2 needs — requests served, calls across services — each with its caller service."""
-    callers = index.callers(spans)
+    """The spans stage 2 needs — requests served, calls across services — each with its caller service
+    (spans whose parent has not come yet wait in `index`; earlier ones whose wait is over come out)."""
+    return needed(index.resolve(spans))
+
+
+def needed(spans: SpanBatch) -> SpanBatch:
+    """Of spans with callers: those stage 2 needs, the caller kept only on calls across services."""
+    callers = np.asarray(spans.caller, dtype=object)
     cross = (callers != "") & (callers != spans.service)
     counted = np.ones(len(spans), dtype=bool) if spans.counted is None else np.asarray(spans.counted, dtype=bool)
     keep = np.flatnonzero(counted | cross)
@@ -89,6 +97,7 @@ class PartitionTraces:
         self._held: dict[TopicPartition, deque[_Held]] = {}
         self._last_span: dict[TopicPartition, float] = {}  # when a partition's last spans came (clock)
         self._watermarks: dict[TopicPartition, float] = {}  # stage 1: latest span end per spans partition
+        self._last_raw: dict[TopicPartition, float] = {}  # stage 1: when a partition's last spans came (clock)
         self._sources: dict[TopicPartition, dict[int, tuple[float, float]]] = {}  # stage 2: source → (watermark, clock)
 
     # -- stage 1 ---------------------------------------------------------------------------------
@@ -98,10 +107,22 @@ class PartitionTraces:
         index = self.resolvers.get(tp)
         if index is None:
             # a trace lands on one partition: each sees 1/n of the spans, so 1/n of the ids covers the same time
-            index = self.resolvers[tp] = ParentIndex(max(1000, self.settings.max_span_ids // max(1, self.n_sources)))
+            index = self.resolvers[tp] = ParentIndex(max(1000, self.settings.max_span_ids // max(1, self.n_sources)),
+                                                     min(self.settings.parent_wait_s, self.settings.grace_s))
         if len(spans):
             self._watermarks[tp] = max(self._watermarks.get(tp, 0.0), float(spans.end_s.max()))
+            self._last_raw[tp] = self.clock()
         return resolve(index, spans), self._watermarks.get(tp, 0.0)
+
+    def release_waiting(self, now: float) -> list[tuple[TopicPartition, SpanBatch, float]]:
+        """Spans still waiting for their parent on spans partitions quiet for `parent_wait_s`: they go on
+        without a caller (with the partition and its watermark, to be sent to stage 2)."""
+        out = []
+        for tp, index in self.resolvers.items():
+            if index.waiting and now - self._last_raw.get(tp, now) >= self.settings.parent_wait_s:
+                spans = index.release()
+                out.append((tp, needed(spans), self._watermarks.get(tp, 0.0)))
+        return out
 
     # -- stage 2 ---------------------------------------------------------------------------------
 
@@ -181,5 +202,6 @@ class PartitionTraces:
 
     def forget(self, tps: list[TopicPartition]) -> None:
         for tp in tps:
-            for table in (self.resolvers, self.monitors, self._held, self._last_span, self._watermarks, self._sources):
+            for table in (self.resolvers, self.monitors, self._held, self._last_span, self._watermarks, self._sources,
+                          self._last_raw):
                 table.pop(tp, None)

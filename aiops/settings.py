@@ -159,6 +159,9 @@ class TracesSettings(_Section):
     interval_s: float = Field(60.0, gt=0, description="RED figures are computed per interval this long")
     grace_s: float = Field(30.0, ge=0, description="an interval closes once spans end this long past its end")
     max_span_ids: int = Field(200_000, ge=1000, description="recent span ids remembered to find a parent in an earlier request")
+    parent_wait_s: float = Field(
+        5.0, ge=0, description="a span whose parent has not come yet waits this long (span time, at most grace_s) "
+        "for it: exporters send a child before its parent, and without the parent the call is on no edge")
     watch_up: bool = Field(
         True, description="latency and error-ratio series of spans and edges are watched upwards only "
         "(a rule after detection.rules; a faster or cleaner service is good news)",

@@ -62,7 +62,8 @@ class TraceMonitor:
         self._saved_at = float("-inf")
         self.registry = registry
         self.service_map = service_map
-        self.aggregator = RedAggregator(settings.interval_s, settings.grace_s, settings.max_span_ids)
+        self.aggregator = RedAggregator(settings.interval_s, settings.grace_s, settings.max_span_ids,
+                                        parent_wait_s=settings.parent_wait_s)
         self._lock = threading.Lock()
         self._sids: dict[tuple[str, str, str], int] = {}
         self._seen: dict[tuple[str, str], tuple[int, int]] = {}  # edge → (calls, errors) already told to the map

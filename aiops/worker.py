@@ -408,7 +408,11 @@ class Worker:
             produced = sum(self._produce_counts(logs.tick(now), now) for logs in self.logs.owned.values())
             if produced:
                 self.counts.flush()
-        if self.traces is not None:  # intervals left open by partitions whose spans stopped coming
+        if self.traces is not None:  # spans left waiting, intervals left open, by partitions gone quiet
+            sent = sum(self.resolved.send(spans, tp.partition, watermark)
+                       for tp, spans, watermark in self.traces.release_waiting(now) if len(spans))
+            if sent:
+                self.resolved.flush()
             batch, edges = self.traces.close_idle(now)
             self._emit_red([batch], edges, now)
         every = self.kafka.checkpoint_every_s

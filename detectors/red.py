@@ -13,11 +13,13 @@ still resolves parents, so a CLIENT span links its service to the SERVER span it
 Everything is computed with numpy over the batch: spans are grouped by a lexsort on (group, duration)
 and quantiles are read at computed positions inside each group, so the cost is a sort, not a loop
 over services or operations. A span's parent may arrive in an earlier batch: the aggregator keeps the
-service of recent span ids (bounded, oldest forgotten first) to resolve it.
+service of recent span ids (bounded, oldest forgotten first) to resolve it; or in a later one (a child
+ends, and is exported, first): the span then waits for it a little (`ParentIndex`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -45,6 +47,20 @@ class SpanBatch:
 
     def __len__(self) -> int:
         return len(self.end_s)
+
+    @staticmethod
+    def concat(batches: list[SpanBatch]) -> SpanBatch:
+        """One batch of several, in order; an optional column is kept only if every batch has it."""
+        def joined(name: str) -> np.ndarray | None:
+            columns = [getattr(b, name) for b in batches]
+            return None if any(c is None for c in columns) else np.concatenate(columns)
+
+        return SpanBatch(*(joined(name) for name in (
+            "span_id", "parent_id", "service", "operation", "end_s", "duration_ms", "error", "counted", "trace_id",
+            "caller")))
+
+    def with_callers(self, caller: np.ndarray) -> SpanBatch:
+        return dataclasses.replace(self, caller=np.asarray(caller, dtype=object))
 
     def take(self, idx: np.ndarray) -> SpanBatch:
         """The spans at `idx` (indices or a boolean mask), every column kept."""
@@ -126,13 +142,19 @@ def quantiles_by_group(group: np.ndarray, values: np.ndarray, qs: tuple[float, .
 class ParentIndex:
     """The service of recent span ids (bounded, oldest forgotten first), to name each span's caller.
 
-    A span's parent may come in an earlier batch; a parent that comes in a later batch than its child
-    is not found (the child's call is counted in its own service's figures, not on an edge).
+    A span's parent may come in an earlier batch, or in a later one: exporters send a span when it
+    ends, and a child ends before its parent, so a callee's SERVER span often comes before the CLIENT
+    span that called it. A span whose parent has not come yet is held (`resolve`) until it does or the
+    spans seen have moved `wait_s` past its end; then it goes on with no caller (a root's caller, or a
+    caller outside the traced fleet). Held spans are bounded by `max_ids` too (oldest let go first).
     """
 
-    def __init__(self, max_ids: int = 200_000) -> None:
+    def __init__(self, max_ids: int = 200_000, wait_s: float = 0.0) -> None:
         self.max_ids = max_ids
+        self.wait_s = wait_s
         self._service: OrderedDict = OrderedDict()
+        self._waiting: SpanBatch | None = None  # spans whose parent has not come yet
+        self._watermark = float("-inf")
 
     def __len__(self) -> int:
         return len(self._service)
@@ -140,8 +162,9 @@ class ParentIndex:
     def __contains__(self, span_id: object) -> bool:
         return span_id in self._service
 
-    def has_open(self) -> bool:
-        return bool(self._open or self._open_edges)
+    @property
+    def waiting(self) -> int:
+        return 0 if self._waiting is None else len(self._waiting)
 
     def callers(self, spans: SpanBatch) -> np.ndarray:
         """Per span, its parent's service ("" for a root or an unknown parent); remembers the batch's ids."""
@@ -149,8 +172,34 @@ class ParentIndex:
             self._service[sid] = svc
         while len(self._service) > self.max_ids:
             self._service.popitem(last=False)
+        return self._lookup(spans.parent_id)
+
+    def _lookup(self, parent_id: np.ndarray) -> np.ndarray:
         get = self._service.get
-        return np.array([get(p, "") if p else "" for p in spans.parent_id.tolist()], dtype=object)
+        return np.array([get(p, "") if p else "" for p in parent_id.tolist()], dtype=object)
+
+    def resolve(self, spans: SpanBatch) -> SpanBatch:
+        """The spans ready to aggregate, with their `caller`: this batch's and held ones whose parent has
+        come or whose wait is over; this batch's spans whose parent has not come are held instead."""
+        if len(spans):
+            self._watermark = max(self._watermark, float(spans.end_s.max()))
+        callers = self.callers(spans)
+        if self._waiting is not None:  # held spans first: their parents may have come in this batch
+            callers = np.concatenate([self._lookup(self._waiting.parent_id), callers])
+            spans, self._waiting = SpanBatch.concat([self._waiting, spans]), None
+        orphan = (spans.parent_id != "") & (callers == "")
+        hold = orphan & (spans.end_s > self._watermark - self.wait_s)
+        if hold.sum() > self.max_ids:  # bounded: the oldest go on without their caller
+            hold[np.flatnonzero(hold)[: int(hold.sum()) - self.max_ids]] = False
+        if hold.any():
+            self._waiting = spans.take(hold)
+            spans, callers = spans.take(~hold), callers[~hold]
+        return spans.with_callers(callers)
+
+    def release(self) -> SpanBatch | None:
+        """Every held span, with no caller (spans stopped coming, or at shutdown)."""
+        waiting, self._waiting = self._waiting, None
+        return None if waiting is None else waiting.with_callers(np.full(len(waiting), "", dtype=object))
 
 
 @dataclass
@@ -159,12 +208,15 @@ class RedAggregator:
 
     An interval closes once a span ends `grace_s` past its end (late spans up to then still count);
     a span of an interval already closed is dropped and counted in `late` (its figures were emitted).
-    Callers come from `spans.caller` when resolved upstream, else from the aggregator's `ParentIndex`.
+    Callers come from `spans.caller` when resolved upstream, else from the aggregator's `ParentIndex`
+    (which holds a span whose parent has not come for up to `parent_wait_s`, at most `grace_s`, so the
+    span still lands in an open interval).
     """
 
     interval_s: float = 60.0
     grace_s: float = 30.0
     max_span_ids: int = 200_000
+    parent_wait_s: float = 0.0  # a span whose parent has not come waits this long (at most grace_s): ParentIndex
     _names: dict[tuple[str, str], int] = field(default_factory=dict)
     _keys: list[tuple[str, str]] = field(default_factory=list)
     _open: dict[float, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = field(default_factory=dict)
@@ -186,13 +238,22 @@ class RedAggregator:
         if not len(spans):
             return None, []
         reached = float(spans.end_s.max()) if watermark is None else watermark
+        if spans.caller is None:
+            spans = self._parent_index().resolve(spans)  # may hold spans whose parent has not come yet
+        new_edges = self._fold_spans(spans)
+        self._watermark = max(self._watermark, reached)
+        return self._close(self._watermark - self.grace_s), new_edges
+
+    def _fold_spans(self, spans: SpanBatch) -> list[tuple[str, str]]:
+        """Spans (with their callers) into their intervals, but for those of closed intervals (late)."""
+        if not len(spans):
+            return []
         bucket = np.floor(spans.end_s / self.interval_s) * self.interval_s
         late = bucket + self.interval_s <= self.closed_before
         if late.any():
             self.late += int(late.sum())
-            self._watermark = max(self._watermark, reached)
             if late.all():
-                return self._close(self._watermark - self.grace_s), []
+                return []
             spans, bucket = spans.take(~late), bucket[~late]
         counted = np.ones(len(spans), dtype=bool) if spans.counted is None else np.asarray(spans.counted, dtype=bool)
         if counted.any():
@@ -200,9 +261,7 @@ class RedAggregator:
             keys = np.fromiter((self._intern(s, o) for s, o in zip(spans.service[idx], spans.operation[idx])),
                                np.int64, len(idx))
             self._fold(self._open, bucket[idx], keys, spans.duration_ms[idx], spans.error[idx])
-        new_edges = self._edges(spans, bucket)
-        self._watermark = max(self._watermark, reached)
-        return self._close(self._watermark - self.grace_s), new_edges
+        return self._edges(spans, bucket)
 
     @staticmethod
     def _fold(into: dict, bucket: np.ndarray, keys: np.ndarray, durations: np.ndarray, errors: np.ndarray) -> None:
@@ -211,18 +270,20 @@ class RedAggregator:
             into.setdefault(float(b), []).append((keys[here], durations[here], errors[here]))
 
     def flush(self) -> RedPoints | None:
-        """Close every open interval (at shutdown, when spans stop coming, in tests); spans of them are late after."""
+        """Close every open interval (at shutdown, when spans stop coming, in tests), spans still waiting for
+        their parent folded in first; spans of those intervals are late after."""
+        held = self._parents.release() if self._parents is not None else None
+        if held is not None:
+            self._fold_spans(held)
         return self._close(float("inf"))
 
     def has_open(self) -> bool:
         return bool(self._open or self._open_edges)
 
-    def callers(self, spans: SpanBatch) -> np.ndarray:
-        if spans.caller is not None:
-            return np.asarray(spans.caller, dtype=object)
+    def _parent_index(self) -> ParentIndex:
         if self._parents is None:
-            self._parents = ParentIndex(self.max_span_ids)
-        return self._parents.callers(spans)
+            self._parents = ParentIndex(self.max_span_ids, min(self.parent_wait_s, self.grace_s))
+        return self._parents
 
     def _intern(self, service: str, operation: str) -> int:
         key = (str(service), str(operation))
@@ -275,7 +336,7 @@ class RedAggregator:
     def _edges(self, spans: SpanBatch, bucket: np.ndarray) -> list[tuple[str, str]]:
         """Caller → callee edges from parents whose service differs."""
         new: list[tuple[str, str]] = []
-        callers = self.callers(spans)
+        callers = np.asarray(spans.caller, dtype=object)
         cross = (callers != "") & (callers != spans.service)
         if not cross.any():
             return new

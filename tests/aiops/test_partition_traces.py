@@ -87,3 +87,22 @@ def test_a_new_owner_drops_replayed_spans_of_intervals_the_old_owner_emitted(tmp
                              source=0, watermark=115.0)  # held by the old owner: its interval is open again here
     assert not len(batch) and monitor.aggregator.late == 2 and monitor.aggregator.has_open() and new.release() == []
     store.close()
+
+
+def test_stage_one_holds_a_child_until_its_parent_comes_or_the_partition_goes_quiet():
+    clock = Clock()
+    traces = _traces(clock)  # grace 0: no waiting
+    traces.settings = TracesSettings(interval_s=10, grace_s=30, parent_wait_s=5)
+    tp = TopicPartition("spans", 0)
+    child = _spans([("p1", "c1", "payments", "charge", 100.0, 20.0, True)])
+    out, watermark = traces.resolve(tp, child)
+    assert len(out) == 0 and watermark == 100.0  # its parent may come next
+    parent = _spans([("c1", "r1", "checkout", "POST /pay", 100.2, 25.0, False), ("r1", "", "checkout", "GET", 100.3, 30.0, True)])
+    out, _ = traces.resolve(tp, parent)
+    assert sorted(zip(out.span_id.tolist(), out.caller.tolist())) == [("p1", "checkout"), ("r1", "")]
+    orphan = _spans([("q1", "outside", "search", "query", 101.0, 9.0, True)])
+    out, _ = traces.resolve(tp, orphan)
+    assert len(out) == 0 and traces.release_waiting(clock.now) == []  # not quiet yet
+    clock.now += 5
+    ((released_tp, released, mark),) = traces.release_waiting(clock.now)
+    assert released_tp == tp and released.span_id.tolist() == ["q1"] and released.caller.tolist() == [""] and mark == 101.0

@@ -117,3 +117,31 @@ def test_per_interval_edge_figures_are_measured_on_the_callee_side():
     assert (edges.rate[0], edges.error_ratio[0], edges.p95_ms[0]) == (1.0, 0.1, 29.0)  # durations 20..29
     rest = agg.flush()
     assert rest.edges.interval_end.tolist() == [120.0] and rest.edges.p95_ms[0] == 39.0
+
+
+def test_a_child_sent_before_its_parent_waits_for_it_and_lands_on_the_edge():
+    child_first = [("p1", "c1", "payments", "charge", 100.0, 20.0, False)]  # the callee's SERVER span ends first
+    parent_later = [("r1", "", "checkout", "GET", 100.4, 30.0, False), ("c1", "r1", "checkout", "POST /pay", 100.3, 25.0, False)]
+    waits = RedAggregator(interval_s=10, grace_s=10, parent_wait_s=5)
+    _, none_yet = waits.add(_spans(child_first))
+    assert none_yet == [] and waits._parents.waiting == 1
+    _, new = waits.add(_spans(parent_later))
+    assert new == [("checkout", "payments")] and waits._parents.waiting == 0
+    points = waits.flush()
+    assert sorted(zip(points.service, points.operation)) == [("checkout", "GET"), ("checkout", "POST /pay"), ("payments", "charge")]
+    assert points.edges.caller == ["checkout"] and points.edges.rate.tolist() == [0.1]
+    at_once = RedAggregator(interval_s=10, grace_s=10, parent_wait_s=0)  # the old behaviour: the edge is missed
+    at_once.add(_spans(child_first))
+    _, missed = at_once.add(_spans(parent_later))
+    assert missed == [] and at_once.flush().edges.caller == []
+
+
+def test_a_span_whose_parent_never_comes_is_counted_once_its_wait_is_over():
+    agg = RedAggregator(interval_s=10, grace_s=10, parent_wait_s=5)
+    agg.add(_spans([("s1", "gateway-span", "search", "query", 101.0, 8.0, False)]))  # called from outside the traces
+    agg.add(_spans([("s2", "", "search", "query", 104.0, 9.0, False)]))
+    assert agg._parents.waiting == 1  # the spans seen reach 104 < 101 + 5
+    agg.add(_spans([("s3", "", "search", "query", 106.5, 7.0, False)]))
+    assert agg._parents.waiting == 0
+    points = agg.flush()
+    assert points.rate.tolist() == [0.3] and points.edges.caller == []  # three requests in [100, 110), no edge
