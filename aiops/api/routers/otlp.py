@@ -26,7 +26,7 @@ from fastapi.responses import Response
 
 from aiops.api.deps import ServiceDep
 from aiops.api.routers._push import publish
-from aiops.api.routers.otlp_http import Answer, Refused, Signal, negotiate, read_export, saturated
+from aiops.api.routers.otlp_http import Answer, Refused, Signal, read_export, saturated
 from aiops.pipeline import IngestItem
 from aiops.service import Service
 from ingest.otlp import encode_response_protobuf
@@ -42,8 +42,7 @@ async def handle_export(service: Service, request: Request) -> Answer:
     """Status, body, extra headers and media type of the answer to one export request."""
     decoder = service.otlp_decoder
     try:
-        media = negotiate(service, request)
-        decoded, now = await read_export(service, request, media, decoder.decode, decoder.decode_protobuf)
+        decoded, now, media = await read_export(service, request, decoder)
     except Refused as refused:
         return refused.answer
     accepted = len(decoded.batch)

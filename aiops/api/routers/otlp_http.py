@@ -13,15 +13,15 @@ Spec: OTLP 1.x "OTLP/HTTP" (opentelemetry.io/docs/specs/otlp/#otlphttp: "OTLP/HT
 
 What each signal does with its decoded request stays in its own router (`otlp`, `otlp_logs`, `otlp_traces`).
 
-Errors: `Refused` (carrying the 415/413/400 answer) is raised by `negotiate` and `read_export` and caught
-by the signal's handler, which returns its answer; it never leaves a handler.
+Errors: `Refused` (carrying the 415/404/413/400 answer) is raised by `read_export` and caught by the
+signal's handler, which returns its answer; it never leaves a handler.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 from fastapi import Request
@@ -32,7 +32,7 @@ from aiops.service import Service
 from ingest.otlp import OtlpBodyError, decompress, encode_status_protobuf
 
 __all__ = [
-    "INVALID_ARGUMENT", "JSON", "PROTOBUF", "STATUS_DOC", "UNAVAILABLE", "UNIMPLEMENTED", "Answer", "Refused",
+    "INVALID_ARGUMENT", "JSON", "PROTOBUF", "STATUS_DOC", "UNAVAILABLE", "UNIMPLEMENTED", "Answer", "Decoder", "Refused",
     "Signal", "media_type", "negotiate", "read_export", "saturated", "status",
 ]
 
@@ -41,7 +41,7 @@ INVALID_ARGUMENT, UNIMPLEMENTED, UNAVAILABLE = 3, 12, 14  # google.rpc.Code
 Answer = tuple[int, bytes, dict[str, str], str]  # status, body, extra headers, media type
 
 encode_json = msgspec.json.Encoder().encode
-T = TypeVar("T")
+T = TypeVar("T", covariant=True)
 
 # The OpenAPI shape of a google.rpc.Status answer.
 STATUS_DOC: dict[str, Any] = {
@@ -50,7 +50,7 @@ STATUS_DOC: dict[str, Any] = {
 
 
 class Refused(Exception):
-    """The request is answered before its signal sees it (415, 413, 400); `answer` is that answer."""
+    """The request is answered before its signal sees it (415, 404, 413, 400); `answer` is that answer."""
 
     def __init__(self, answer: Answer) -> None:
         super().__init__(answer[0])
@@ -79,20 +79,30 @@ def negotiate(service: Service, request: Request) -> str:
     return media
 
 
-async def read_export(service: Service, request: Request, media: str, decode_json: Callable[[bytes, float], T],
-                      decode_protobuf: Callable[[bytes, float], T], in_thread: bool = False) -> tuple[T, float]:
-    """The decoded request and the time it was read at: read under the size limit, decompressed, decoded.
+class Decoder(Protocol[T]):
+    def decode(self, body: bytes, now: float) -> T: ...
+    def decode_protobuf(self, body: bytes, now: float) -> T: ...
 
-    `Refused` with 413 past `server.max_body_bytes`, or with the decoder's 400/415. `in_thread` decodes
-    off the event loop, for decoders slow enough to stall it.
+
+async def read_export(service: Service, request: Request, decoder: Decoder[T], *, disabled: str | None = None,
+                      in_thread: bool = False) -> tuple[T, float, str]:
+    """The decoded request, the time it was read at and its media type: negotiated, read under the size
+    limit, decompressed, decoded.
+
+    `Refused` with 415 for another Content-Type; 404 UNIMPLEMENTED when the signal is `disabled` (the
+    reason); 413 past `server.max_body_bytes`; the decoder's 400/415. `in_thread` decodes off the event
+    loop, for decoders slow enough to stall it.
     """
+    media = negotiate(service, request)
+    if disabled is not None:
+        raise Refused(status(404, UNIMPLEMENTED, disabled, media))
     telemetry = service.telemetry
     limit = service.settings.server.max_body_bytes
     try:
         raw = await read_limited(request.stream(), request.headers.get("content-length"), limit)
         body = decompress(raw, request.headers.get("content-encoding"), limit)
         now = service.clock()
-        decode = decode_json if media == JSON else decode_protobuf
+        decode = decoder.decode if media == JSON else decoder.decode_protobuf
         decoded = await run_in_threadpool(decode, body, now) if in_thread else decode(body, now)
     except BodyTooLarge:
         telemetry.ingest_requests.labels(status="413").inc()
@@ -101,7 +111,7 @@ async def read_export(service: Service, request: Request, media: str, decode_jso
     except OtlpBodyError as exc:
         telemetry.ingest_requests.labels(status=str(exc.status)).inc()
         raise Refused(status(exc.status, INVALID_ARGUMENT, exc.message, media if exc.status != 415 else JSON)) from None
-    return decoded, now
+    return decoded, now, media
 
 
 def saturated(service: Service, media: str) -> Answer:

@@ -37,9 +37,7 @@ from starlette.concurrency import run_in_threadpool
 
 from aiops.api.deps import ServiceDep
 from aiops.api.routers._push import produce, publish, wait_for_room
-from aiops.api.routers.otlp_http import (
-    STATUS_DOC, UNIMPLEMENTED, Answer, Refused, Signal, negotiate, read_export, saturated, status,
-)
+from aiops.api.routers.otlp_http import STATUS_DOC, Answer, Refused, Signal, read_export, saturated
 from aiops.pipeline import IngestItem
 from aiops.service import Service
 from ingest.otlp_logs import encode_logs_response_protobuf
@@ -55,12 +53,9 @@ log = logging.getLogger(__name__)
 async def handle_logs_export(service: Service, request: Request) -> Answer:
     """Status, body, extra headers and media type of the answer to one logs export request."""
     decoder = service.otlp_logs_decoder
-    try:
-        media = negotiate(service, request)
-        if service.logs is None:
-            return status(404, UNIMPLEMENTED, "logs are not accepted here (logs.enabled is false)", media)
-        decoded, now = await read_export(service, request, media, decoder.decode, decoder.decode_protobuf,
-                                         in_thread=True)  # decoding a large request takes a while
+    disabled = "logs are not accepted here (logs.enabled is false)" if service.logs is None else None
+    try:  # decoding a large request takes a while: in a thread
+        decoded, now, media = await read_export(service, request, decoder, disabled=disabled, in_thread=True)
     except Refused as refused:
         return refused.answer
     if decoded.records and service.log_producer is not None:  # api-only: the workers mine them

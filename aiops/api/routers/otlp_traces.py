@@ -29,9 +29,7 @@ from starlette.concurrency import run_in_threadpool
 
 from aiops.api.deps import ServiceDep
 from aiops.api.routers._push import produce, publish, wait_for_room
-from aiops.api.routers.otlp_http import (
-    STATUS_DOC, UNIMPLEMENTED, Answer, Refused, Signal, negotiate, read_export, saturated, status,
-)
+from aiops.api.routers.otlp_http import STATUS_DOC, Answer, Refused, Signal, read_export, saturated
 from aiops.pipeline import IngestItem
 from aiops.service import Service
 from aiops.traces import NewEdge
@@ -49,11 +47,9 @@ router = APIRouter(tags=["otlp"])
 async def handle_export(service: Service, request: Request) -> Answer:
     """Status, body, extra headers and media type of the answer to one trace export request."""
     decoder = service.otlp_traces_decoder
+    disabled = None if service.settings.traces.enabled else "traces are not accepted here (traces.enabled is false)"
     try:
-        media = negotiate(service, request)
-        if not service.settings.traces.enabled:
-            return status(404, UNIMPLEMENTED, "traces are not accepted here (traces.enabled is false)", media)
-        decoded, now = await read_export(service, request, media, decoder.decode, decoder.decode_protobuf)
+        decoded, now, media = await read_export(service, request, decoder, disabled=disabled)
     except Refused as refused:
         return refused.answer
     telemetry = service.telemetry
