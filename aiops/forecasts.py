@@ -23,6 +23,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -239,19 +240,13 @@ class ForecastService:
 
     def _store(self, rows: list[dict[str, Any]], now: float) -> None:
         """Replace the stored forecasts of these series (under the store's ids when processes share it)."""
-        try:
-            with self.store.begin() as conn:
-                if self.shared_series is not None:
-                    ids = self.shared_series.resolve_ids(conn, [row["series_id"] for row in rows], now)
-                    rows = [{**row, "series_id": sid} for row, sid in zip(rows, ids)]
-                conn.execute(delete(forecasts).where(forecasts.c.series_id.in_([row["series_id"] for row in rows])))
-                conn.execute(insert(forecasts), rows)
-        except Exception:
-            if self.shared_series is not None:
-                self.shared_series.rollback()
-            raise
-        if self.shared_series is not None:
-            self.shared_series.commit()
+        shared = self.shared_series
+        with shared.kept_if_stored() if shared is not None else nullcontext(), self.store.begin() as conn:
+            if shared is not None:
+                ids = shared.resolve_ids(conn, [row["series_id"] for row in rows], now)
+                rows = [{**row, "series_id": sid} for row, sid in zip(rows, ids)]
+            conn.execute(delete(forecasts).where(forecasts.c.series_id.in_([row["series_id"] for row in rows])))
+            conn.execute(insert(forecasts), rows)
 
     def _thresholds(self, rule: ForecastRule, mine: list[int], values: np.ndarray, row_of: dict[int, int],
                     limits: dict) -> np.ndarray:

@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -62,9 +63,7 @@ class SharedSeries(Protocol):
 
     def local_ids(self, conn, store_ids: np.ndarray) -> np.ndarray: ...
 
-    def commit(self) -> None: ...
-
-    def rollback(self) -> None: ...
+    def kept_if_stored(self) -> AbstractContextManager[None]: ...
 
 
 class Pipeline:
@@ -269,10 +268,11 @@ class Pipeline:
             new_series = []  # local ids are not the store's: `shared_series` maps the records' series
         if not new_series and not records:
             return
+        shared = self.shared_series
         try:
-            with self.store.begin() as conn:
-                if self.shared_series is not None:
-                    records = self.shared_series.resolve(conn, records, now)
+            with shared.kept_if_stored() if shared is not None else nullcontext(), self.store.begin() as conn:
+                if shared is not None:
+                    records = shared.resolve(conn, records, now)
                 repository.insert_series(conn, new_series, now)
                 alert_ids, events = self.alerts.observe(conn, records, now)
                 repository.insert_anomalies(
@@ -304,14 +304,10 @@ class Pipeline:
                 if on_persist is not None:
                     on_persist(conn, records, alert_ids, events)
         except Exception:
-            if self.shared_series is not None:
-                self.shared_series.rollback()
             self.registry.requeue_new(new_series)
             with self.store.begin() as conn:
                 self._load_caches(conn)  # the caches may hold changes that were rolled back
             raise
-        if self.shared_series is not None:
-            self.shared_series.commit()
         for r in records:
             self.telemetry.anomalies.labels(severity=r.severity).inc()
         self._note(events)

@@ -14,6 +14,8 @@ Resolved ids are kept per local id; those assigned inside a transaction that rol
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 import numpy as np
@@ -79,6 +81,16 @@ class StoreSeries:
         rows = conn.execute(select(series.c.id, series.c.name, series.c.labels).where(series.c.id.in_(store_ids.tolist())))
         local = {row.id: self.registry.get((row.name, tuple(sorted(row.labels.items())))) for row in rows}
         return np.array([-1 if local.get(int(s)) is None else local[int(s)] for s in store_ids], dtype=np.int64)
+
+    @contextmanager
+    def kept_if_stored(self) -> Iterator[None]:
+        """Wrap a store transaction that may allocate ids: they are kept if it commits, forgotten if it raises."""
+        try:
+            yield
+        except BaseException:
+            self.rollback()
+            raise
+        self.commit()
 
     def commit(self) -> None:
         if self._pending:
