@@ -82,9 +82,9 @@ class Service:
         self.api_only = role == "service" and settings.server.mode == "api-only"
         self.producer = None  # api-only: the MetricProducer ingest publishes to, made by `start`
         self.log_producer = None  # api-only with logs enabled: the LogProducer POST /v1/logs publishes to
-        self._map_read_at = float("-inf")
         self.span_producer = None  # api-only with traces enabled: the SpanProducer POST /v1/traces publishes to
         self.clock = clock
+        self._map_read_at = float("-inf")  # when the traced service map was last read from the store
         self.config_path = config_path
         self._reload_lock = threading.Lock()
         self.telemetry = Telemetry()
@@ -159,8 +159,8 @@ class Service:
         with self.store.begin() as conn:
             if not self.api_only:  # api-only: ids only name series on their way to Kafka
                 self.registry.load(repository.load_series(conn))
-            self.traces.load(conn, self.clock(), parts=True)
             self._load_silences(conn)
+        self.refresh_service_map()
         if self.api_only:
             self._start_producer()
         else:
@@ -184,21 +184,21 @@ class Service:
             create_topics(k.bootstrap, topic_partitions(k))
         self.producer = MetricProducer(
             k.bootstrap, k.topics.metrics, self.registry,
-            compression=None if k.compression == "none" else k.compression,
+            compression=k.compression_type,
             max_block_ms=int(self.settings.server.ingest_wait_s * 1000), partition_key=self.partitioner,
         )
         if self.logs is not None:
             from ingest.kafka_logs import LogProducer
 
             self.log_producer = LogProducer(
-                k.bootstrap, k.topics.logs, compression=None if k.compression == "none" else k.compression,
+                k.bootstrap, k.topics.logs, compression=k.compression_type,
                 max_block_ms=int(self.settings.server.ingest_wait_s * 1000),
             )
         if self.settings.traces.enabled:
             from ingest.kafka_spans import SpanProducer
 
             self.span_producer = SpanProducer(
-                k.bootstrap, k.topics.spans, by="trace", compression=None if k.compression == "none" else k.compression,
+                k.bootstrap, k.topics.spans, by="trace", compression=k.compression_type,
                 max_block_ms=int(self.settings.server.ingest_wait_s * 1000),
             )
 
@@ -212,8 +212,8 @@ class Service:
         self.store.migrate()
         with self.store.begin() as conn:
             self._load_silences(conn)
-            self.traces.load(conn, self.clock(), parts=True)
             self.notifier.seed(repository.firing_alerts(conn), self.clock())
+        self.refresh_service_map()
         self.outbox.start()
         if self.forecasts.active and any(r.limit_metric for r in self.settings.forecasting.rules):
             log.warning("forecast rules with limit_metric find a limit only when its series lands on a partition "

@@ -137,6 +137,11 @@ class KafkaSettings(_Section):
     checkpoint_every_s: float = Field(60.0, ge=0, description="save each owned partition's detector state this often (and on revocation); 0: only on revocation")
     mappings: list[KafkaMapping] = Field(default_factory=list, description="other teams' JSON topics the workers also read")
 
+    @property
+    def compression_type(self) -> str | None:
+        """`compression` as kafka-python's `compression_type` (None: uncompressed)."""
+        return None if self.compression == "none" else self.compression
+
     @model_validator(mode="after")
     def _distinct_topics(self) -> KafkaSettings:
         ours = {name for name in vars(self.topics).values() if name}

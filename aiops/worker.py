@@ -73,7 +73,7 @@ __all__ = ["Worker", "WorkerError"]
 
 log = logging.getLogger(__name__)
 
-SERVICE_MAP_REFRESH_S = 30.0  # how often a worker re-reads the traced service map the API processes save
+SERVICE_MAP_REFRESH_S = 30.0  # how often a worker re-reads the traced service map (the parts all processes save)
 
 _encode = msgspec.json.Encoder().encode
 
@@ -124,7 +124,6 @@ class Worker:
         self._error: BaseException | None = None
         self._paused = False
         self._last_checkpoint = clock()
-        self._map_read_at = clock()  # start_worker read it
         self._n_partitions = 1
         self._thread: threading.Thread | None = None
 
@@ -138,7 +137,7 @@ class Worker:
         try:
             self.publisher = KafkaProducer(
                 bootstrap_servers=k.bootstrap, acks="all", retries=5, linger_ms=5,
-                compression_type=None if k.compression == "none" else k.compression,
+                compression_type=k.compression_type,
             )
             self._n_partitions = len(self.publisher.partitions_for(k.topics.metrics) or ()) or 1
             n_logs = len(self.publisher.partitions_for(k.topics.logs) or ()) if self.settings.logs.enabled else 0
@@ -150,16 +149,16 @@ class Worker:
         decoders = _mapping_decoders(k.mappings, self.service.registry, self.clock)
         if self.settings.logs.enabled and not n_logs:
             log.warning("logs topic missing: no log records are mined here", extra={"topic": k.topics.logs})
-        compression = None if k.compression == "none" else k.compression
         if n_logs or traced:
-            self.counts = MetricProducer(k.bootstrap, k.topics.metrics, self.service.registry, compression=compression,
-                                         partition_key=self.service.partitioner)
+            self.counts = MetricProducer(k.bootstrap, k.topics.metrics, self.service.registry,
+                                         compression=k.compression_type, partition_key=self.service.partitioner)
         if self.settings.traces.enabled and not traced:
             log.warning("span topics missing: no spans are aggregated here", extra={"topic": k.topics.spans})
         if traced:
             self.traces = PartitionTraces(self.settings.traces, self.service.registry, k.group, k.topics.spans,
                                           k.topics.spans_by_service, n_spans, clock=self.clock)
-            self.resolved = SpanProducer(k.bootstrap, k.topics.spans_by_service, by="service", compression=compression)
+            self.resolved = SpanProducer(k.bootstrap, k.topics.spans_by_service, by="service",
+                                         compression=k.compression_type)
             topics += [k.topics.spans, k.topics.spans_by_service]
             decoders[k.topics.spans] = decoders[k.topics.spans_by_service] = decode_spans
         if n_logs:
@@ -392,7 +391,6 @@ class Worker:
                 self.service.traces.record_new_edges(conn, fresh, now)
             self.traces.save(conn, list(self.traces.monitors), now)
         self.service.refresh_service_map()
-        self._map_read_at = now
 
     def _produce_counts(self, points: list[dict], now: float) -> int:
         if not points:
@@ -418,9 +416,7 @@ class Worker:
         every = self.kafka.checkpoint_every_s
         if every and now - self._last_checkpoint >= every:
             self._checkpoint(list(self._next))
-        if now - self._map_read_at >= SERVICE_MAP_REFRESH_S:
-            self._map_read_at = now
-            self.service.refresh_service_map()
+        self.service.refresh_service_map(max_age_s=SERVICE_MAP_REFRESH_S)
 
     def _checkpoint(self, tps: list[TopicPartition]) -> None:
         offsets = {tp: self._next[tp] for tp in tps if tp in self._next}
