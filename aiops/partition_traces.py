@@ -95,9 +95,8 @@ class PartitionTraces:
         self.resolvers: dict[TopicPartition, ParentIndex] = {}
         self.monitors: dict[TopicPartition, TraceMonitor] = {}
         self._held: dict[TopicPartition, deque[_Held]] = {}
-        self._last_span: dict[TopicPartition, float] = {}  # when a partition's last spans came (clock)
+        self._last_span: dict[TopicPartition, float] = {}  # when a partition's last spans came (clock), either stage
         self._watermarks: dict[TopicPartition, float] = {}  # stage 1: latest span end per spans partition
-        self._last_raw: dict[TopicPartition, float] = {}  # stage 1: when a partition's last spans came (clock)
         self._sources: dict[TopicPartition, dict[int, tuple[float, float]]] = {}  # stage 2: source → (watermark, clock)
 
     # -- stage 1 ---------------------------------------------------------------------------------
@@ -111,7 +110,7 @@ class PartitionTraces:
                                                      min(self.settings.parent_wait_s, self.settings.grace_s))
         if len(spans):
             self._watermarks[tp] = max(self._watermarks.get(tp, 0.0), float(spans.end_s.max()))
-            self._last_raw[tp] = self.clock()
+            self._last_span[tp] = self.clock()
         return resolve(index, spans), self._watermarks.get(tp, 0.0)
 
     def release_waiting(self, now: float) -> list[tuple[TopicPartition, SpanBatch, float]]:
@@ -119,7 +118,7 @@ class PartitionTraces:
         without a caller (with the partition and its watermark, to be sent to stage 2)."""
         out = []
         for tp, index in self.resolvers.items():
-            if index.waiting and now - self._last_raw.get(tp, now) >= self.settings.parent_wait_s:
+            if index.waiting and now - self._last_span.get(tp, now) >= self.settings.parent_wait_s:
                 spans = index.release()
                 out.append((tp, needed(spans), self._watermarks.get(tp, 0.0)))
         return out
@@ -202,6 +201,5 @@ class PartitionTraces:
 
     def forget(self, tps: list[TopicPartition]) -> None:
         for tp in tps:
-            for table in (self.resolvers, self.monitors, self._held, self._last_span, self._watermarks, self._sources,
-                          self._last_raw):
+            for table in (self.resolvers, self.monitors, self._held, self._last_span, self._watermarks, self._sources):
                 table.pop(tp, None)
