@@ -178,20 +178,14 @@ class PartitionTraces:
                 edges += new
         return MetricBatch.concat(batches) if batches else MetricBatch.empty(), edges
 
-    def has_held(self) -> bool:
-        return any(self._held.values())
-
     # -- checkpoints -----------------------------------------------------------------------------
 
-    def save(self, conn: Connection, tps: list[TopicPartition], now: float) -> int:
+    def save(self, conn: Connection, tps: list[TopicPartition], now: float) -> None:
         """Save the map part and closed intervals of each owned spans-by-service partition among `tps`."""
-        saved = 0
         for tp in tps:
             monitor = self.monitors.get(tp)
             if monitor is not None:
                 monitor.save(conn, now)
-                saved += 1
-        return saved
 
     def load(self, conn: Connection, tps: list[TopicPartition], now: float) -> None:
         """Restore the map parts and closed intervals of the spans-by-service partitions among `tps`."""
