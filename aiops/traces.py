@@ -72,18 +72,16 @@ class TraceMonitor:
         """Fold spans in: the closed intervals' points and the edges new to the service map
         (`watermark`: see RedAggregator.add)."""
         with self._lock:
-            points, _ = self.aggregator.add(spans, watermark)
-            new = self._update_map()
-            batch = self._points(points) if points is not None else MetricBatch.empty()
-        return batch, new
+            return self._closed(self.aggregator.add(spans, watermark)[0])
 
     def flush(self) -> tuple[MetricBatch, list[NewEdge]]:
         """Close every open interval (spans stopped coming): their points, and edges new to the map."""
         with self._lock:
-            points = self.aggregator.flush()
-            new = self._update_map()
-            batch = self._points(points) if points is not None else MetricBatch.empty()
-        return batch, new
+            return self._closed(self.aggregator.flush())
+
+    def _closed(self, points: RedPoints | None) -> tuple[MetricBatch, list[NewEdge]]:
+        new = self._update_map()
+        return (self._points(points) if points is not None else MetricBatch.empty()), new
 
     def _update_map(self) -> list[NewEdge]:
         new = []
