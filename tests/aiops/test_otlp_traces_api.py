@@ -36,7 +36,7 @@ def _span(trace: str, span: str, parent: str, name: str, kind: int, start: float
           **attrs) -> dict:
     """A span as the Collector's pdata JSON marshaller writes it (hex ids, string int64, int enums)."""
     out = {"traceId": trace, "spanId": span, "parentSpanId": parent, "name": name, "kind": kind,
-           "startTimeUnixNano": ns(start), "endTimeUnixNano": ns(start + ms / 1000),
+           "startTimeUnixNano": ns(start), "endTimeUnixNano": str(int(ns(start)) + round(ms * 1e6)),
            "attributes": [_attr(k.replace("_", "."), v) for k, v in attrs.items()],
            "events": [], "links": [], "status": {"code": 2, "message": "boom"} if error else {}}
     if not parent:
