@@ -47,8 +47,8 @@ from kafka.partitioner.default import murmur2
 from detectors.types import MetricBatch
 from ingest.registry import SeriesLimitReached, SeriesRegistry, series_key
 
-__all__ = ["MAGIC", "VERSION", "PartitionKey", "RecordCodec", "RecordError", "decode_json_record", "partition_hash",
-           "series_entry"]
+__all__ = ["MAGIC", "VERSION", "PartitionKey", "RecordCodec", "RecordError", "decode_json_record", "group_by_partition",
+           "partition_hash", "series_entry"]
 
 MAGIC = b"AIOM"
 VERSION = 1
@@ -67,6 +67,12 @@ def series_entry(name: str, labels: Mapping[str, str]) -> bytes:
 def partition_hash(key: bytes) -> int:
     """murmur2 of `key`, made positive as Kafka's default partitioner does; mod partitions gives the partition."""
     return murmur2(key) & 0x7FFFFFFF
+
+
+def group_by_partition(parts: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """(partition, indices) per partition in `parts` (one per item), indices in their original order."""
+    order = np.argsort(parts, kind="stable")
+    return [(int(parts[idx[0]]), idx) for idx in np.split(order, np.flatnonzero(np.diff(parts[order])) + 1) if len(idx)]
 
 
 class RecordError(Exception):
@@ -131,14 +137,7 @@ class RecordCodec:
     def split_by_partition(self, batch: MetricBatch, n_partitions: int) -> dict[int, MetricBatch]:
         """The points of `batch` grouped by partition; each group keeps arrival order."""
         parts = self.partitions_of(batch.series_id, n_partitions)
-        order = np.argsort(parts, kind="stable")
-        sorted_parts = parts[order]
-        bounds = np.flatnonzero(np.diff(sorted_parts)) + 1
-        out: dict[int, MetricBatch] = {}
-        for chunk in np.split(order, bounds):
-            if len(chunk):
-                out[int(parts[chunk[0]])] = batch.take(chunk)
-        return out
+        return {partition: batch.take(idx) for partition, idx in group_by_partition(parts)}
 
     def encode(self, batch: MetricBatch) -> list[bytes]:
         """One or more records (at most `max_points` points each) holding `batch`, in order."""

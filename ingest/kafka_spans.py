@@ -45,7 +45,7 @@ from kafka import KafkaProducer
 
 from detectors.red import SpanBatch
 from ingest.kafka_bus import TopicProducer
-from ingest.kafka_codec import RecordError, decode_json_record, partition_hash
+from ingest.kafka_codec import RecordError, decode_json_record, group_by_partition, partition_hash
 
 __all__ = ["SPAN_VERSION", "SpanProducer", "SpanRecord", "decode_spans", "encode_spans", "service_partition", "trace_partitions"]
 
@@ -188,15 +188,11 @@ class SpanProducer(TopicProducer):
         Resolved spans carry the partition they were resolved from and its watermark."""
         if not len(spans):
             return 0
-        partition = self.partitions(spans)
-        order = np.argsort(partition, kind="stable")
-        cuts = np.flatnonzero(np.diff(partition[order])) + 1
         records = []
-        for idx in np.split(order, cuts):  # a loop over partitions, then chunks of max_spans
+        for p, idx in group_by_partition(self.partitions(spans)):  # a loop over partitions, then chunks
             for start in range(0, len(idx), self.max_spans):
-                part = idx[start:start + self.max_spans]
-                value = encode_spans(spans.take(part), raw=self.by == "trace", source=source, watermark=watermark)
-                records.append((int(partition[part[0]]), value))
+                part = spans.take(idx[start:start + self.max_spans])
+                records.append((p, encode_spans(part, raw=self.by == "trace", source=source, watermark=watermark)))
         with self._sending() as producer:
             for p, value in records:
                 producer.send(self.topic, value=value, partition=p)
