@@ -27,7 +27,6 @@ from typing import Any
 
 import msgspec
 from kafka import TopicPartition
-from kafka.partitioner.default import murmur2
 from sqlalchemy import Connection
 
 from aiops.alerts import AnomalyRecord
@@ -35,6 +34,7 @@ from aiops.loganomalies import LOG_SERIES, LogAnomalies
 from aiops.settings import LogSettings
 from aiops.store import StoreEngine, repository
 from detectors.types import MetricBatch
+from ingest.kafka_codec import partition_hash
 from ingest.kafka_logs import source_key
 from ingest.points import PointDecoder
 from ingest.registry import SeriesRegistry
@@ -138,7 +138,7 @@ class PartitionLogs:
         return out
 
     def _miner_of(self, labels: dict[str, str]) -> LogAnomalies | None:
-        partition = (murmur2(source_key(labels)) & 0x7FFFFFFF) % self.n_partitions
+        partition = partition_hash(source_key(labels)) % self.n_partitions
         owned = self.owned.get(TopicPartition(self.topic, partition))
         if owned is not None:
             return owned
