@@ -2,7 +2,8 @@
 
 `post_loopback` is the client side the OTLP/HTTP benches share (bench/otlp.py, otlp_logs.py,
 otlp_traces.py): gzip JSON bodies POSTed by a few keep-alive connections, as a Collector's otlphttp
-exporter sends them, with the server and the client pinned to different cores when there are two.
+exporter sends them, with the server and the client pinned to different cores when there are two;
+`protobuf_bodies` turns the benches' JSON requests into the same requests in binary protobuf.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from contextlib import contextmanager
 
 
@@ -113,3 +115,13 @@ def report_loopback(path: str, bodies: list[bytes], seconds: float, connections:
     print(f"POST {path} over loopback (gzip JSON, {size / 1024:.0f} KiB): {ok / elapsed:,.0f} requests/s, "
           f"{ok * per_request / elapsed:,.0f} {unit}/s ({connections} connections, {elapsed:.1f} s); "
           f"statuses {stats}")
+
+
+def protobuf_bodies(bodies: list[bytes], request_type: type, adjust: Callable[[dict], dict] | None = None) -> list[bytes]:
+    """The OTLP/JSON `bodies` as binary protobuf `request_type` messages (`adjust`: JSON → the dict
+    ParseDict wants, e.g. hex ids as base64)."""
+    import msgspec
+    from google.protobuf.json_format import ParseDict
+
+    adjust = adjust or (lambda request: request)
+    return [ParseDict(adjust(msgspec.json.decode(b)), request_type()).SerializeToString() for b in bodies]

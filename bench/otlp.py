@@ -26,7 +26,7 @@ from ingest.otlp import OtlpMetricsDecoder  # noqa: E402
 from ingest.registry import SeriesRegistry  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
-from _server import add_otlp_arguments, report_loopback  # noqa: E402
+from _server import add_otlp_arguments, protobuf_bodies, report_loopback  # noqa: E402
 
 BOUNDS = [0.0, 5.0, 10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2500.0, 5000.0, 10000.0]
 
@@ -95,11 +95,9 @@ def main() -> None:
     start_ns = int(now - 2 * 10 * args.requests) * 10**9
     bodies = [_request(step, start_ns, rng) for step in range(args.requests)]
     in_process(bodies, now)
-    from google.protobuf.json_format import ParseDict
     from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
-    binary = [ParseDict(msgspec.json.decode(b), ExportMetricsServiceRequest()).SerializeToString()
-              for b in bodies[: max(12, args.requests // 4)]]
+    binary = protobuf_bodies(bodies[: max(12, args.requests // 4)], ExportMetricsServiceRequest)
     in_process(binary, now, protobuf=True)
     if args.loopback:
         report_loopback("/v1/metrics", bodies, args.seconds, args.connections, 1000, "data points")  # 1000 per request

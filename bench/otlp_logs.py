@@ -31,7 +31,7 @@ from ingest.otlp_logs import OtlpLogsDecoder  # noqa: E402
 from ingest.registry import SeriesRegistry  # noqa: E402
 
 sys.path.append(str(ROOT))  # after the packages: bench/otlp*.py must not shadow them
-from _server import add_otlp_arguments, report_loopback  # noqa: E402
+from _server import add_otlp_arguments, protobuf_bodies, report_loopback  # noqa: E402
 
 WINDOW_S = 100.0  # 10 hosts × 1 line/s × 100 s ≈ 1,000 records per request
 
@@ -71,11 +71,9 @@ def main() -> None:
     bodies = _bodies(args.requests, now)
     in_process(bodies, now, mine=False)
     in_process(bodies, now, mine=True)
-    from google.protobuf.json_format import ParseDict
     from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 
-    binary = [ParseDict(msgspec.json.decode(b), ExportLogsServiceRequest()).SerializeToString()
-              for b in bodies[: max(12, args.requests // 4)]]
+    binary = protobuf_bodies(bodies[: max(12, args.requests // 4)], ExportLogsServiceRequest)
     in_process(binary, now, mine=False, protobuf=True)
     if args.loopback:
         first = msgspec.json.decode(bodies[0])

@@ -33,7 +33,7 @@ from ingest.otlp_traces import OtlpTracesDecoder  # noqa: E402
 from ingest.registry import SeriesRegistry  # noqa: E402
 
 sys.path.append(str(ROOT))  # after the packages: bench/otlp*.py must not shadow them
-from _server import add_otlp_arguments, report_loopback  # noqa: E402
+from _server import add_otlp_arguments, protobuf_bodies, report_loopback  # noqa: E402
 
 SERVICES = 10
 
@@ -107,18 +107,16 @@ def main() -> None:
     bodies = [_request(step, now - args.requests - 60, rng, ids) for step in range(args.requests)]
     in_process(bodies, now)
     in_process(bodies, now, aggregate=True)
-    from google.protobuf.json_format import ParseDict
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-    def binary(body: bytes) -> bytes:
-        request = msgspec.json.decode(body)
+    def base64_ids(request: dict) -> dict:  # protobuf's JSON mapping has bytes as base64, OTLP/JSON as hex
         for rs in request["resourceSpans"]:
             for span in rs["scopeSpans"][0]["spans"]:
                 for key in ("traceId", "spanId", "parentSpanId"):
                     span[key] = _b64(span[key])
-        return ParseDict(request, ExportTraceServiceRequest()).SerializeToString()
+        return request
 
-    in_process([binary(b) for b in bodies], now, protobuf=True)
+    in_process(protobuf_bodies(bodies, ExportTraceServiceRequest, base64_ids), now, protobuf=True)
     if args.loopback:
         report_loopback("/v1/traces", bodies, args.seconds, args.connections, 1000, "spans")  # 1000 per request
 
